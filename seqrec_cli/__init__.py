@@ -1,0 +1,3 @@
+"""seqrec_cli: a config-driven trainer for next-item (sequential) recommendation."""
+
+__version__ = "0.1.0"

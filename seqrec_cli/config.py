@@ -1,0 +1,237 @@
+"""Typed configuration: the dataclass schemas Hydra validates against, and value checks.
+
+The YAML files under `conf/` only fill in these schemas. Registering them in Hydra's ConfigStore
+means a typo'd key or a value of the wrong type is rejected while the config is composed, before
+any data is read. `validate` then catches values that have the right type but make no sense
+(a negative learning rate, heads that do not divide the embedding size). Inner modules receive
+these plain dataclasses, so they can be called from Python without Hydra.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from seqrec_cli.errors import UserError
+
+DATA_SOURCES = ("bundled", "csv", "synthetic")
+ENCODERS = ("attention", "gru", "lstm")
+LOSSES = ("ce",)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+METRIC_FAMILIES = ("hr", "ndcg", "mrr")
+
+
+@dataclass
+class SyntheticConfig:
+    """A generated dataset: Zipf item popularity plus item-to-item transitions a model can learn."""
+
+    n_users: int = 2000
+    n_items: int = 500
+    mean_length: int = 30
+    min_length: int = 5
+    zipf_exponent: float = 1.1
+    # Probability that the next item follows the previous one by the hidden transition rule
+    # instead of being drawn from the popularity distribution.
+    sequential_strength: float = 0.6
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "ml-latest-small"
+    source: str = "bundled"
+    path: Optional[str] = None
+    user_col: str = "userId"
+    item_col: str = "movieId"
+    # Without a time column the file order is the time order.
+    time_col: Optional[str] = "timestamp"
+    sep: str = ","
+    header: bool = True
+    rating_col: Optional[str] = None
+    min_rating: Optional[float] = None
+    min_user_count: int = 5
+    min_item_count: int = 5
+    # Where processed splits are cached; default $SEQREC_CACHE_DIR or ~/.cache/seqrec_cli.
+    cache_dir: Optional[str] = None
+    use_cache: bool = True
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int = 64
+    # Length of the input window: the model sees at most the last `max_len` items.
+    max_len: int = 200
+    # Std of the normal init of the (tied) item embeddings; small keeps initial logits near zero
+    # so the first loss is close to ln(n_items) (PyTorch's N(0, 1) default is far too large).
+    init_std: float = 0.02
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "attention"
+    # Transformer blocks for `attention`, stacked recurrent layers for `gru` / `lstm`.
+    num_layers: int = 2
+    num_heads: int = 1
+    # Recurrent state size (projected back to embedding_dim when it differs); null = embedding_dim.
+    hidden_size: Optional[int] = None
+    # Inner size of the attention feed-forward; null = embedding_dim (as in SASRec).
+    ffn_size: Optional[int] = None
+    dropout: float = 0.2
+    pre_norm: bool = True
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    momentum: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 100
+    patience: int = 10
+    # Validation metric to early-stop on and return to sweepers (higher is better).
+    monitor: str = "ndcg@10"
+    eval_every: int = 1
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    # Besides the last window, cut earlier non-overlapping windows from long histories.
+    all_windows: bool = True
+    device: str = "auto"
+    seed: int = 42
+    num_threads: Optional[int] = None
+    amp: bool = True
+    compile: bool = False
+    grad_clip_norm: Optional[float] = None
+    progress: bool = True
+    # A run directory (or its checkpoints/last.pt) to continue; the run then writes into it.
+    resume: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    ks: List[int] = field(default_factory=lambda: [1, 5, 10, 20])
+    # Rank only items the user has not interacted with before (the target itself is never masked).
+    mask_history: bool = True
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def register_schemas() -> None:
+    """Make the schemas known to Hydra so `conf/train.yaml` can build on `train_schema`."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+
+
+def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
+    """Turn Hydra's composed config into plain dataclasses and check every value."""
+    if isinstance(cfg, TrainConfig):
+        typed = cfg
+    else:
+        schema = OmegaConf.structured(TrainConfig)
+        merged = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "hydra"})
+        typed = OmegaConf.to_object(merged)
+    validate(typed)
+    return typed
+
+
+def _require(condition: bool, key: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise UserError(f"Invalid config value {key}={value!r}: expected {expected}.")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    _require(value in allowed, key, value, "one of " + ", ".join(allowed))
+
+
+def metric_names(ks: List[int]) -> List[str]:
+    """Every metric the evaluation reports for the given cut-offs, e.g. `ndcg@10`, `mrr`."""
+    return [f"{m}@{k}" for m in ("hr", "ndcg") for k in ks] + ["mrr"]
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject values that are well-typed but impossible, naming the key and what is allowed."""
+    d, m, e, o, t, ev = cfg.dataset, cfg.model, cfg.encoder, cfg.optimizer, cfg.trainer, cfg.eval
+    _choice("dataset.source", d.source, DATA_SOURCES)
+    if d.source == "csv":
+        _require(bool(d.path), "dataset.path", d.path, "a path to a CSV file when dataset.source=csv")
+    _require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
+    _require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
+    s = d.synthetic
+    _require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
+    _require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
+    _require(s.min_length >= 3, "dataset.synthetic.min_length", s.min_length, "an integer >= 3")
+    _require(
+        s.mean_length >= s.min_length, "dataset.synthetic.mean_length", s.mean_length,
+        f"an integer >= dataset.synthetic.min_length ({s.min_length})",
+    )
+    _require(
+        0.0 <= s.sequential_strength <= 1.0, "dataset.synthetic.sequential_strength",
+        s.sequential_strength, "a number in [0, 1]",
+    )
+    _require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "an integer > 0")
+    _require(m.max_len > 0, "model.max_len", m.max_len, "an integer > 0")
+    _require(m.init_std > 0, "model.init_std", m.init_std, "a number > 0")
+    _choice("encoder.name", e.name, ENCODERS)
+    _require(e.num_layers > 0, "encoder.num_layers", e.num_layers, "an integer > 0")
+    _require(e.num_heads > 0, "encoder.num_heads", e.num_heads, "an integer > 0")
+    if e.name == "attention":
+        _require(
+            m.embedding_dim % e.num_heads == 0, "encoder.num_heads", e.num_heads,
+            f"a divisor of model.embedding_dim ({m.embedding_dim})",
+        )
+    for key in ("hidden_size", "ffn_size"):
+        value = getattr(e, key)
+        _require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
+    _require(0.0 <= e.dropout < 1.0, "encoder.dropout", e.dropout, "a number in [0, 1)")
+    _choice("loss.name", cfg.loss.name, LOSSES)
+    _choice("optimizer.name", o.name, OPTIMIZERS)
+    _require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", o.lr, "a finite number > 0")
+    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
+    _require(
+        len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optimizer.betas", o.betas,
+        "two numbers in [0, 1)",
+    )
+    _require(o.momentum >= 0, "optimizer.momentum", o.momentum, "a number >= 0")
+    _require(t.max_epochs > 0, "trainer.max_epochs", t.max_epochs, "an integer > 0")
+    _require(t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0")
+    _require(t.eval_every > 0, "trainer.eval_every", t.eval_every, "an integer > 0")
+    _require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "an integer > 0")
+    _require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "an integer > 0")
+    _require(
+        t.num_threads is None or t.num_threads > 0, "trainer.num_threads", t.num_threads,
+        "null or an integer > 0",
+    )
+    _require(
+        t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm",
+        t.grad_clip_norm, "null or a number > 0",
+    )
+    device_ok = t.device in ("auto", "cpu", "cuda", "mps") or (
+        t.device.startswith("cuda:") and t.device[5:].isdigit()
+    )
+    _require(device_ok, "trainer.device", t.device, "one of auto, cpu, cuda, cuda:N, mps")
+    _require(len(ev.ks) > 0 and all(k > 0 for k in ev.ks), "eval.ks", ev.ks, "a list of integers > 0")
+    allowed = metric_names(ev.ks)
+    _require(t.monitor in allowed, "trainer.monitor", t.monitor, "one of " + ", ".join(allowed))

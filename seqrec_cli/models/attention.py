@@ -1,0 +1,69 @@
+"""SASRec-style causal self-attention encoder.
+
+Learned position embeddings indexed from the end of the window (as SASRec's left padding does:
+the most recent item always sits at position max_len - 1), blocks of multi-head causal
+self-attention and a point-wise feed-forward net with residuals and layer norm (pre-LN or post-LN),
+and a final layer norm. Rows are right-padded, so with the causal mask a real position never
+attends to padding; padding positions are zeroed after every block so they carry nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, dim: int, num_heads: int, ffn_size: int, dropout: float, pre_norm: bool) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.pre_norm = pre_norm
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_size, dim))
+        self.norm_attn = nn.LayerNorm(dim)
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        # SDPA picks a fused kernel (flash / memory-efficient) where the device has one.
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(b, length, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.drop(self.attend(self.norm_attn(x)))
+            return x + self.drop(self.ffn(self.norm_ffn(x)))
+        x = self.norm_attn(x + self.drop(self.attend(x)))
+        return self.norm_ffn(x + self.drop(self.ffn(x)))
+
+
+class AttentionEncoder(nn.Module):
+    def __init__(
+        self, dim: int, max_len: int, num_blocks: int, num_heads: int, ffn_size: int, dropout: float, pre_norm: bool
+    ) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.scale = dim**0.5
+        self.positions = nn.Embedding(max_len, dim)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            AttentionBlock(dim, num_heads, ffn_size, dropout, pre_norm) for _ in range(num_blocks)
+        )
+        self.final_norm = nn.LayerNorm(dim) if pre_norm else nn.Identity()
+
+    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        length = emb.shape[1]
+        steps = torch.arange(length, device=emb.device)
+        real = (steps[None, :] < lengths[:, None]).unsqueeze(-1)
+        pos = (steps[None, :] + (self.max_len - lengths)[:, None]).clamp(0, self.max_len - 1)
+        h = self.drop(emb * self.scale + self.positions(pos)) * real
+        for block in self.blocks:
+            h = block(h) * real
+        return self.final_norm(h)

@@ -1,0 +1,104 @@
+"""Full-ranking evaluation of a split, for the model and for the popularity baseline.
+
+The inputs of a split (padded histories, targets, the history items to mask) are built once and
+kept on the device; each evaluation then only runs the model in large batches and counts, per
+user, the items that outrank the target. Metrics are computed from integer ranks over all users,
+so they do not depend on the evaluation batch size.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from seqrec_cli.data import EvalSplit, SequenceSplits
+from seqrec_cli.data.batches import history_rows
+from seqrec_cli.metrics import ranking_metrics, target_ranks
+from seqrec_cli.models import SequentialRecommender
+
+
+@dataclass
+class EvalInputs:
+    items: torch.Tensor  # [n, max_len] right-padded model input
+    lengths: torch.Tensor  # [n]
+    targets: torch.Tensor  # [n] item ids
+    mask_offsets: np.ndarray  # [n + 1] CSR offsets into mask_items
+    mask_items: torch.Tensor  # flat item ids to exclude from each row's ranking
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def prepare(splits: SequenceSplits, split: EvalSplit, max_len: int, mask_history: bool, device: torch.device) -> EvalInputs:
+    data = splits.data
+    items, lengths = history_rows(data, split.users, split.history_end, max_len)
+    starts = data.offsets[split.users]
+    n_mask = (split.history_end - starts) if mask_history else np.zeros(len(split), dtype=np.int64)
+    mask_offsets = np.zeros(len(split) + 1, dtype=np.int64)
+    np.cumsum(n_mask, out=mask_offsets[1:])
+    flat = np.repeat(starts, n_mask) + (np.arange(mask_offsets[-1]) - np.repeat(mask_offsets[:-1], n_mask))
+    return EvalInputs(
+        items=torch.as_tensor(items, device=device),
+        lengths=torch.as_tensor(lengths, device=device),
+        targets=torch.as_tensor(split.targets, device=device),
+        mask_offsets=mask_offsets,
+        mask_items=torch.as_tensor(data.items[flat].astype(np.int64), device=device),
+    )
+
+
+ScoreFn = Callable[[EvalInputs, slice], torch.Tensor]
+
+
+def rank_all(inputs: EvalInputs, score_batch: ScoreFn, batch_size: int) -> np.ndarray:
+    """0-based target ranks of every row; `score_batch` gives [rows, n_items] scores for a slice."""
+    ranks = []
+    for start in range(0, len(inputs), batch_size):
+        rows = slice(start, min(start + batch_size, len(inputs)))
+        scores = score_batch(inputs, rows).float()
+        a, b = inputs.mask_offsets[rows.start], inputs.mask_offsets[rows.stop]
+        counts = torch.as_tensor(np.diff(inputs.mask_offsets[rows.start : rows.stop + 1]), device=scores.device)
+        mask_rows = torch.repeat_interleave(torch.arange(len(counts), device=scores.device), counts)
+        ranks.append(target_ranks(scores, inputs.targets[rows] - 1, mask_rows, inputs.mask_items[a:b] - 1))
+    return torch.cat(ranks).cpu().numpy() if ranks else np.zeros(0, dtype=np.int64)
+
+
+def model_scorer(model: SequentialRecommender, amp: bool) -> ScoreFn:
+    def score(inputs: EvalInputs, rows: slice) -> torch.Tensor:
+        # No trimming of trailing padding here: a fixed input width keeps every row's arithmetic
+        # identical whatever batch it lands in, so metrics cannot depend on the batch size.
+        return model.scores(model.last_hidden(inputs.items[rows], inputs.lengths[rows]))
+
+    def scored(inputs: EvalInputs, rows: slice) -> torch.Tensor:
+        device = inputs.items.device
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+        with torch.no_grad(), ctx:
+            return score(inputs, rows)
+
+    return scored
+
+
+def popularity_scorer(item_counts: np.ndarray, device: torch.device) -> ScoreFn:
+    """Every user gets the same scores: how often each item occurs in the data seen so far."""
+    counts = torch.as_tensor(item_counts[1:], dtype=torch.float32, device=device)
+
+    def score(inputs: EvalInputs, rows: slice) -> torch.Tensor:
+        return counts.expand(rows.stop - rows.start, -1).clone()
+
+    return score
+
+
+def evaluate(inputs: EvalInputs, score_batch: ScoreFn, batch_size: int, ks: Sequence[int]) -> dict[str, float]:
+    return ranking_metrics(rank_all(inputs, score_batch, batch_size), ks)
+
+
+def evaluate_model(model: SequentialRecommender, inputs: EvalInputs, batch_size: int, ks: Sequence[int], amp: bool) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate(inputs, model_scorer(model, amp), batch_size, ks)
+    finally:
+        model.train(was_training)

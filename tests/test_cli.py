@@ -1,0 +1,110 @@
+"""End-to-end: the real `seqrec-train` CLI in a temporary directory."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import run_cli, single_run_dir
+
+METRIC_KEYS = {"hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"}
+
+
+def assert_complete_run_dir(run_dir, epochs=2):
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "data_summary.json",
+                 "history.csv", "metrics.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert isinstance(metrics["best_epoch"], int) and metrics["epochs_run"] == epochs
+    assert set(metrics["valid"]) == set(metrics["test"]) == METRIC_KEYS
+    assert set(metrics["popularity"]) == {"valid", "test"} and set(metrics["popularity"]["test"]) == METRIC_KEYS
+    assert metrics["n_params"] > 0 and metrics["device"] == "cpu"
+    assert metrics["train_seconds"] > 0 and metrics["eval_seconds"] > 0
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+    assert {"train_loss", "valid/ndcg@10", "lr", "seconds"} <= set(rows[0])
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["users"] > 0 and summary["split"]["test_users"] > 0
+    return metrics
+
+
+def test_smoke_run_writes_a_complete_run_dir(tmp_path):
+    result = run_cli(["debug=smoke"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = single_run_dir(tmp_path)
+    metrics = assert_complete_run_dir(run_dir)
+    assert "Test metrics" in result.stdout and "popularity" in result.stdout
+    log = (run_dir / "train.log").read_text()
+    assert "epoch   2" in log and "Test metrics" in log
+    assert metrics["encoder"] == "attention"
+
+
+def test_multirun_leaves_one_complete_run_dir_per_encoder(tmp_path):
+    result = run_cli(["-m", "encoder=gru,lstm,attention", "debug=smoke"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    job_dirs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob(".hydra"))
+    assert [d.name for d in job_dirs] == ["0", "1", "2"]
+    encoders = [assert_complete_run_dir(d)["encoder"] for d in job_dirs]
+    assert encoders == ["gru", "lstm", "attention"]
+
+
+def test_help_lists_groups_and_options(tmp_path):
+    result = run_cli(["--help"], tmp_path)
+    assert result.returncode == 0
+    for word in ("dataset:", "encoder:", "attention, gru, lstm", "optimizer:", "adam, adamw, sgd", "debug:", "smoke"):
+        assert word in result.stdout, word
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    result = run_cli(["encoder=gru", "optimizer.lr=0.01", "--cfg", "job"], tmp_path)
+    assert result.returncode == 0
+    assert "name: gru" in result.stdout and "lr: 0.01" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_same_seed_gives_the_same_metrics(tmp_path):
+    first = run_cli(["debug=smoke", "hydra.run.dir=a"], tmp_path)
+    second = run_cli(["debug=smoke", "hydra.run.dir=b"], tmp_path)
+    assert first.returncode == second.returncode == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["debug=smoke", "trainer.max_epoch=3"], ["max_epoch", "TrainerConfig"]),
+        (["debug=smoke", "trainer.max_epochs=three"], ["max_epochs", "three"]),
+        (["debug=smoke", "encoder=transformer"], ["transformer", "Available options in 'encoder'", "lstm"]),
+        (["debug=smoke", "optimizer.lr=-1"], ["optimizer.lr=-1.0", "> 0"]),
+        (["debug=smoke", "model.max_len=0"], ["model.max_len=0", "> 0"]),
+        (["debug=smoke", "encoder.dropout=1.0"], ["encoder.dropout", "[0, 1)"]),
+        (["debug=smoke", "encoder.num_heads=3"], ["encoder.num_heads=3", "divisor"]),
+        (["debug=smoke", "trainer.monitor=auc"], ["trainer.monitor", "ndcg@10"]),
+        (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
+    ],
+)
+def test_bad_input_fails_with_one_clear_sentence(tmp_path, args, words):
+    result = run_cli(args, tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+def test_csv_dataset_with_wrong_column_lists_the_columns_found(tmp_path):
+    (tmp_path / "d.csv").write_text("user,item,ts\n1,1,1\n1,2,2\n")
+    result = run_cli(["dataset=csv", "dataset.path=d.csv", "dataset.user_col=user", "dataset.item_col=item"], tmp_path)
+    assert result.returncode == 2
+    assert "'timestamp'" in result.stderr and "'ts'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_csv_dataset_trains(tmp_path):
+    rows = ["user_id,item_id,timestamp"] + [f"{u},{(u * 3 + i) % 17},{i}" for u in range(40) for i in range(8)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    result = run_cli(["dataset=csv", "dataset.path=d.csv", "dataset.min_user_count=1", "dataset.min_item_count=1",
+                      "model.embedding_dim=8", "model.max_len=5", "trainer.max_epochs=1", "encoder=gru"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_complete_run_dir(single_run_dir(tmp_path), epochs=1)
