@@ -112,6 +112,8 @@ class TrainerConfig:
     all_windows: bool = True
     device: str = "auto"
     seed: int = 42
+    # PyTorch's deterministic algorithms (slower on GPU; the CPU path is deterministic anyway).
+    deterministic: bool = False
     num_threads: Optional[int] = None
     amp: bool = True
     compile: bool = False

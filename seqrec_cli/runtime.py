@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Optional
 
@@ -35,6 +36,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask PyTorch for deterministic kernels; cuBLAS also needs a fixed workspace for that."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.benchmark = False
 
 
 def set_threads(num_threads: Optional[int]) -> None:

@@ -25,7 +25,7 @@ from seqrec_cli import models
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
 from seqrec_cli.errors import UserError
-from seqrec_cli.runtime import seed_everything, select_device, set_threads
+from seqrec_cli.runtime import seed_everything, select_device, set_deterministic, set_threads
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import plot_curves, write_json
 from seqrec_cli.training.checkpoint import load_checkpoint
@@ -43,6 +43,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
     started = time.perf_counter()
     t = cfg.trainer
     set_threads(t.num_threads)
+    set_deterministic(t.deterministic)
     seed_everything(t.seed)
     device = select_device(t.device)
     if resume_from is not None:
@@ -154,10 +155,13 @@ def main(cfg: DictConfig) -> float:
         typed = to_train_config(cfg)
         metrics = run(typed, run_dir, resume_checkpoint(typed.trainer.resume))
         return float(metrics["objective"])
-    except TrainingInterrupted as exc:
+    except (TrainingInterrupted, KeyboardInterrupt) as exc:
+        resumable = (run_dir / "checkpoints" / "last.pt").is_file()
+        overrides = " ".join(o for o in hydra_cfg.overrides.task if not o.startswith("trainer.resume="))
         log.error(
-            "Interrupted by %s: the last complete epoch is saved. Continue with:  seqrec-train %s trainer.resume=%s",
-            exc, " ".join(hydra_cfg.overrides.task), run_dir,
+            "Interrupted by %s. %s", exc or "SIGINT",
+            f"The last complete epoch is saved; continue with:  seqrec-train {overrides} trainer.resume={run_dir}"
+            if resumable else "Nothing was trained yet.",
         )
         sys.exit(130)
     except UserError as exc:

@@ -36,8 +36,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        lines = str(exc).splitlines()
+        reason = next((line.strip() for line in lines if "Unsupported" in line), lines[0] if lines else "")
         raise UserError(
-            f"Refusing to load {path}: it holds more than tensors and plain values ({str(exc).splitlines()[0]})."
+            f"Refusing to load {path}: it holds more than tensors and plain values ({reason.rstrip('.')})."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise UserError(f"Checkpoint {path} is truncated or corrupt ({str(exc).splitlines()[0]}).") from None

@@ -93,7 +93,7 @@ def stop_requests() -> Iterator[dict[str, Optional[str]]]:
 def rng_state(np_rng: np.random.Generator) -> dict[str, Any]:
     state = {
         "python": random.getstate(),
-        "numpy_global": np.random.get_state(legacy=False),
+        "numpy_global": _plain_numpy_state(np.random.get_state(legacy=False)),
         "numpy_batches": np_rng.bit_generator.state,
         "torch": torch.get_rng_state(),
     }
@@ -104,11 +104,20 @@ def rng_state(np_rng: np.random.Generator) -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any], np_rng: np.random.Generator) -> None:
     random.setstate(_as_tuple(state["python"]))
-    np.random.set_state(state["numpy_global"])
+    np.random.set_state(_numpy_state(state["numpy_global"]))
     np_rng.bit_generator.state = state["numpy_batches"]
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain_numpy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """NumPy's legacy state holds an ndarray, which a weights-only checkpoint cannot carry."""
+    return {**state, "state": {**state["state"], "key": state["state"]["key"].tolist()}}
+
+
+def _numpy_state(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "state": {**state["state"], "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
 
 
 def _as_tuple(value: Any) -> Any:
