@@ -233,7 +233,18 @@ def fit(
                 if improved:
                     state.best_score, state.best_epoch, state.bad_evals = score, epoch, 0
                     best_weights = copy.deepcopy(model.state_dict())
-                    save_checkpoint(ckpt_dir / "best.pt", {"model": best_weights, "epoch": epoch, "valid": valid, "config": asdict(cfg)})
+                    save_checkpoint(
+                        ckpt_dir / "best.pt",
+                        {
+                            "model": best_weights,
+                            "epoch": epoch,
+                            "valid": valid,
+                            "config": asdict(cfg),
+                            # Original item ids (index i = item i + 1) so a checkpoint alone can
+                            # report recommendations in the user's own ids.
+                            "item_ids": splits.data.item_ids.tolist(),
+                        },
+                    )
                 else:
                     state.bad_evals += 1
                 log.info(
