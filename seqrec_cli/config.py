@@ -9,6 +9,7 @@ these plain dataclasses, so they can be called from Python without Hydra.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
@@ -152,11 +153,28 @@ def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
     if isinstance(cfg, TrainConfig):
         typed = cfg
     else:
+        plain = OmegaConf.to_container(cfg, resolve=False)
+        plain.pop("hydra", None)
+        unknown = _unknown_keys(plain, TrainConfig, "")
+        if unknown:
+            raise UserError(f"Unknown config key {unknown[0]}: it is not a setting of seqrec-train (see --cfg job).")
         schema = OmegaConf.structured(TrainConfig)
         merged = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "hydra"})
         typed = OmegaConf.to_object(merged)
     validate(typed)
     return typed
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
+    """Keys in `node` that the dataclass `schema` does not define (Hydra lets `+key=...` add them)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = []
+    for key, value in node.items():
+        if key not in fields:
+            unknown.append(prefix + str(key))
+        elif isinstance(value, dict) and dataclasses.is_dataclass(fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None):
+            unknown += _unknown_keys(value, fields[key].default_factory, f"{prefix}{key}.")
+    return unknown
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:

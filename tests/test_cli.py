@@ -63,8 +63,10 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
 
 
 def test_same_seed_gives_the_same_metrics(tmp_path):
-    first = run_cli(["debug=smoke", "hydra.run.dir=a"], tmp_path)
-    second = run_cli(["debug=smoke", "hydra.run.dir=b"], tmp_path)
+    # seed 0 is a seed like any other; deterministic algorithms on
+    same = ["debug=smoke", "trainer.seed=0", "trainer.deterministic=true"]
+    first = run_cli([*same, "hydra.run.dir=a"], tmp_path)
+    second = run_cli([*same, "hydra.run.dir=b"], tmp_path)
     assert first.returncode == second.returncode == 0
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
@@ -82,6 +84,11 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
         (["debug=smoke", "encoder.dropout=1.0"], ["encoder.dropout", "[0, 1)"]),
         (["debug=smoke", "encoder.num_heads=3"], ["encoder.num_heads=3", "divisor"]),
         (["debug=smoke", "trainer.monitor=auc"], ["trainer.monitor", "ndcg@10"]),
+        (["debug=smoke", "eval.ks=[0,10]"], ["eval.ks", "> 0"]),
+        (["debug=smoke", "trainer.patience=-1"], ["trainer.patience=-1", ">= 0"]),
+        (["debug=smoke", "trainer.batch_size=0"], ["trainer.batch_size=0", "> 0"]),
+        (["debug=smoke", "trainer.device=tpu"], ["trainer.device", "cuda:N"]),
+        (["debug=smoke", "+trainer.foo=1"], ["Unknown config key trainer.foo"]),
         (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
     ],
 )
