@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -64,7 +65,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
     model = models.build(cfg.model, cfg.encoder, splits.data.n_items)
     n_params = models.count_parameters(model)
-    log.info("Model: %s encoder, %d parameters, on %s", cfg.encoder.name, n_params, device)
+    log.info("Model: %s encoder, %d parameters, on %s (%d CPU threads)", cfg.encoder.name, n_params, device, torch.get_num_threads())
 
     result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from)
 
@@ -93,6 +94,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
         "n_users": splits.data.n_users,
         "n_items": splits.data.n_items,
         "device": str(device),
+        "num_threads": torch.get_num_threads(),
         "encoder": cfg.encoder.name,
         "loss": cfg.loss.name,
         "train_seconds": round(result.state.train_seconds, 3),
@@ -146,6 +148,28 @@ register_schemas()
 register_resolvers()
 
 
+def _threads_for_parallel_jobs(hydra_cfg: Any) -> Optional[int]:
+    """Under a parallel launcher (joblib) split the CPU cores between jobs, so N jobs with
+    PyTorch's default of one thread per core do not oversubscribe the machine N times over."""
+    launcher = hydra_cfg.launcher
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
+    if not n_jobs:
+        return None
+    cores = os.cpu_count() or 1
+    parallel = cores if n_jobs < 0 else min(n_jobs, cores)
+    return max(1, cores // parallel)
+
+
+def _failed(run_dir: Path, message: str, multirun: bool, exit_code: int) -> float:
+    """A failed job: under a sweep record it (error.json) and return NaN so the sweep goes on;
+    in a single run exit non-zero."""
+    log.error("%s", message)
+    if multirun:
+        write_json(run_dir / "error.json", {"error": message})
+        return math.nan
+    sys.exit(exit_code)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
@@ -153,6 +177,8 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         typed = to_train_config(cfg)
+        if typed.trainer.num_threads is None:
+            typed.trainer.num_threads = _threads_for_parallel_jobs(hydra_cfg)
         metrics = run(typed, run_dir, resume_checkpoint(typed.trainer.resume))
         return float(metrics["objective"])
     except (TrainingInterrupted, KeyboardInterrupt) as exc:
@@ -165,15 +191,15 @@ def main(cfg: DictConfig) -> float:
         )
         sys.exit(130)
     except UserError as exc:
-        log.error("%s", exc)
-        if multirun:
-            return math.nan
-        sys.exit(2)
+        return _failed(run_dir, str(exc), multirun, 2)
     except torch.cuda.OutOfMemoryError as exc:
-        log.error("The GPU ran out of memory (%s): lower trainer.batch_size or model.max_len.", str(exc).splitlines()[0])
-        if multirun:
-            return math.nan
-        sys.exit(3)
+        message = f"The GPU ran out of memory ({str(exc).splitlines()[0]}): lower trainer.batch_size or model.max_len."
+        return _failed(run_dir, message, multirun, 3)
+    except Exception as exc:
+        if not multirun:
+            raise  # a bug, not a user error: the traceback is what a report needs
+        log.exception("Job failed with an unexpected error")
+        return _failed(run_dir, f"{type(exc).__name__}: {exc}", multirun, 1)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ def write_json(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_history(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """history.csv: one row per epoch; columns are the union of keys, in first-seen order."""
-    columns: list[str] = []
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], first_columns: Sequence[str] = ()) -> None:
+    """Rows as CSV; columns are `first_columns`, then the union of the rows' keys in first-seen order."""
+    columns: list[str] = list(first_columns)
     for row in rows:
         columns += [k for k in row if k not in columns]
     buf = io.StringIO()
@@ -37,6 +37,11 @@ def write_history(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def write_history(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """history.csv: one row per epoch."""
+    write_csv(path, rows)
 
 
 def plot_curves(path: Path, rows: Sequence[dict[str, Any]], monitor: str) -> bool:

@@ -23,6 +23,11 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
+def stdout_console() -> Console:
+    """The terminal's width on a terminal; 140 columns when piped (logs, CI), not rich's 80."""
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
 def epoch_progress(enabled: bool) -> Progress:
     """A transient bar: batches done, running loss and speed; it vanishes when the epoch ends."""
     return Progress(
@@ -55,7 +60,7 @@ def results_table(title: str, columns: Mapping[str, Mapping[str, float]], keys: 
 
 def show_table(table: Table, console: Optional[Console] = None) -> None:
     """Draw on the terminal (stdout) and copy as plain text into train.log."""
-    (console or Console()).print(table)
+    (console or stdout_console()).print(table)
     buf = io.StringIO()
     Console(file=buf, width=100, color_system=None, force_terminal=False).print(table)
     TRANSCRIPT.info("\n%s", buf.getvalue().rstrip())

@@ -1,0 +1,92 @@
+"""Multirun summaries, failed jobs, Optuna, parallel and Slurm-preset launchers."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import run_cli
+from seqrec_cli.sweep import job_rows, rank_rows
+
+
+def sweep_dir(root):
+    (summary,) = (root / "outputs" / "multirun").rglob("summary.csv")
+    return summary.parent
+
+
+def read_summary(root):
+    return list(csv.DictReader((sweep_dir(root) / "summary.csv").open()))
+
+
+def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    result = run_cli(["-m", "debug=smoke", "encoder=gru", "optimizer.lr=1e-3,-1,3e-3"], tmp_path)
+    assert result.returncode == 1  # the sweep's exit code says a job failed
+    rows = read_summary(tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed"]  # ranked: finished first
+    assert rows[0]["best"] == "True" and rows[1]["best"] == "False"
+    assert float(rows[0]["objective"]) >= float(rows[1]["objective"])
+    failed = rows[2]
+    assert failed["job"] == "1" and "optimizer.lr=-1" in failed["overrides"] and "optimizer.lr" in failed["error"]
+    assert json.loads((sweep_dir(tmp_path) / "1" / "error.json").read_text())["error"].startswith("Invalid config value")
+    assert "★" in result.stdout and "job 1 failed" in result.stdout
+    for key in ("valid/ndcg@10", "test/ndcg@10", "best_epoch", "seconds"):
+        assert rows[0][key] not in ("", None)
+
+
+def test_rank_rows_puts_nan_after_finite_and_failures_last(tmp_path):
+    rows = [
+        {"job": "0", "status": "ok", "objective": float("nan")},
+        {"job": "1", "status": "failed", "objective": None},
+        {"job": "2", "status": "ok", "objective": 0.2},
+        {"job": "3", "status": "ok", "objective": 0.3},
+    ]
+    ranked = rank_rows(rows)
+    assert [r["job"] for r in ranked] == ["3", "2", "0", "1"]
+    assert [r["best"] for r in ranked] == [True, False, False, False]
+
+
+def test_job_rows_reads_unfinished_jobs_as_failed(tmp_path):
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- encoder=gru\n")
+    (row,) = job_rows(tmp_path)
+    assert row["status"] == "failed" and row["overrides"] == "encoder=gru" and "did not finish" in row["error"]
+
+
+def test_optuna_study_of_three_trials(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_cli(["hparams_search=gru_optuna", "debug=smoke", "hydra.sweeper.n_trials=3",
+                      "hydra.sweeper.storage=sqlite:///study.db"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    results = (sweep_dir(tmp_path) / "optimization_results.yaml").read_text()
+    assert "best_params" in results and "best_value" in results
+    rows = read_summary(tmp_path)
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    assert (tmp_path / "study.db").stat().st_size > 0  # SQL storage works (SQLAlchemy < 2)
+
+
+def test_joblib_launcher_splits_threads_between_jobs(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke", "encoder=gru,lstm"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(sweep_dir(tmp_path).glob("[0-9]"))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["num_threads"] == 1  # 2 cores / 2 jobs
+    assert len(read_summary(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_slurm_preset_runs_end_to_end_in_local_mode(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli(["-m", "hydra/launcher=slurm_local", "debug=smoke", "encoder=gru,attention"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = read_summary(tmp_path)
+    assert sorted(r["job"] for r in rows) == ["0", "1"] and all(r["status"] == "ok" for r in rows)
+
+
+def test_slurm_preset_composes_with_cluster_settings(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+                      "debug=smoke", "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "partition: gpu" in result.stdout and "gpus_per_node: 4" in result.stdout and "SlurmLauncher" in result.stdout
