@@ -86,7 +86,7 @@ def test_slurm_preset_runs_end_to_end_in_local_mode(tmp_path):
 
 def test_slurm_preset_composes_with_cluster_settings(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    result = run_cli(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+    result = run_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
                       "debug=smoke", "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "partition: gpu" in result.stdout and "gpus_per_node: 4" in result.stdout and "SlurmLauncher" in result.stdout
