@@ -120,6 +120,8 @@ class TrainerConfig:
     compile: bool = False
     grad_clip_norm: Optional[float] = None
     progress: bool = True
+    # Data-parallel training over the processes torchrun starts (NCCL on CUDA, Gloo on CPU).
+    distributed: bool = False
     # A run directory (or its checkpoints/last.pt) to continue; the run then writes into it.
     resume: Optional[str] = None
 

@@ -7,6 +7,8 @@ Installed (wheel or editable), `conf/` is the package `seqrec_cli.conf`; in a ba
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,7 +27,14 @@ CONFIG_PATH = _config_path()
 
 
 def run_dir_for(resume: str | None, default: str) -> str:
-    """A resumed run writes into the run directory it continues; any other run into `default`."""
+    """A resumed run writes into the run directory it continues; any other run into `default`.
+
+    Under torchrun only rank 0 owns the run directory; the other ranks get a private temporary
+    one for Hydra's own files, so a distributed run leaves exactly one run directory.
+    """
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank > 0:
+        return str(Path(tempfile.gettempdir()) / f"seqrec_cli-rank{rank}-{os.getpid()}")
     if not resume:
         return default
     path = Path(resume).expanduser()

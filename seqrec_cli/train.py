@@ -26,7 +26,16 @@ from seqrec_cli import models
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
 from seqrec_cli.errors import UserError
-from seqrec_cli.runtime import seed_everything, select_device, set_deterministic, set_threads
+from seqrec_cli.runtime import (
+    Distributed,
+    distributed_device,
+    gather_strided,
+    init_distributed,
+    seed_everything,
+    set_deterministic,
+    set_threads,
+    shutdown_distributed,
+)
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import plot_curves, write_json
 from seqrec_cli.training.checkpoint import load_checkpoint
@@ -40,18 +49,32 @@ RESUME_MUST_MATCH = ("dataset", "model", "encoder", "loss")
 
 
 def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> dict[str, Any]:
-    """Train and test one configuration, writing everything into `run_dir`; returns metrics.json."""
+    """Train and test one configuration, writing everything into `run_dir`; returns metrics.json.
+
+    Under torchrun (`trainer.distributed=true`) every process runs this; only rank 0 writes.
+    """
     started = time.perf_counter()
     t = cfg.trainer
     set_threads(t.num_threads)
     set_deterministic(t.deterministic)
+    dist_info = init_distributed(t.distributed, t.device)
+    try:
+        return _run(cfg, run_dir, resume_from, dist_info, started)
+    finally:
+        shutdown_distributed(dist_info)
+
+
+def _run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path], dist_info: Distributed, started: float) -> dict[str, Any]:
+    t = cfg.trainer
+    write = dist_info.is_main
     seed_everything(t.seed)
-    device = select_device(t.device)
+    device = distributed_device(dist_info, t.device)
     if resume_from is not None:
         _check_resume_config(resume_from, cfg)
 
     splits, summary = data_module.load(cfg.dataset)
-    write_json(run_dir / "data_summary.json", summary)
+    if write:
+        write_json(run_dir / "data_summary.json", summary)
     log.info(
         "Data: %d users, %d items, %d interactions (%d users too short to evaluate, trained on only)",
         summary["users"], summary["items"], summary["interactions"], summary["split"]["train_only_users"],
@@ -64,21 +87,27 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
 
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
     model = models.build(cfg.model, cfg.encoder, splits.data.n_items)
+    torch.manual_seed(t.seed + dist_info.rank)  # same init everywhere, own dropout masks per process
     n_params = models.count_parameters(model)
-    log.info("Model: %s encoder, %d parameters, on %s (%d CPU threads)", cfg.encoder.name, n_params, device, torch.get_num_threads())
+    log.info(
+        "Model: %s encoder, %d parameters, on %s (%d CPU threads%s)", cfg.encoder.name, n_params, device,
+        torch.get_num_threads(), f", {dist_info.world_size} processes" if dist_info.enabled else "",
+    )
 
-    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from)
+    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from, dist_info=dist_info)
 
     eval_started = time.perf_counter()
     use_amp = t.amp and device.type == "cuda"
-    test_inputs = evaluation.prepare(splits, splits.test, cfg.model.max_len, cfg.eval.mask_history, device)
-    test = evaluation.evaluate_model(model, test_inputs, t.eval_batch_size, cfg.eval.ks, use_amp)
-    popularity = {}
-    for split_name, split_inputs in (("valid", None), ("test", test_inputs)):
-        split = getattr(splits, split_name)
-        inputs = split_inputs or evaluation.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, device)
+    gather = lambda ranks: gather_strided(ranks, dist_info)  # noqa: E731
+    results: dict[str, dict[str, float]] = {}
+    popularity: dict[str, dict[str, float]] = {}
+    for split_name in ("valid", "test"):
+        split = evaluation.shard(getattr(splits, split_name), dist_info.rank, dist_info.world_size)
+        inputs = evaluation.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, device)
+        if split_name == "test":
+            results["test"] = evaluation.evaluate_model(model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
         scorer = evaluation.popularity_scorer(splits.seen_item_counts(split_name), device)
-        popularity[split_name] = evaluation.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks)
+        popularity[split_name] = evaluation.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks, gather)
     eval_seconds = result.state.eval_seconds + time.perf_counter() - eval_started
 
     metrics = {
@@ -88,13 +117,14 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
         "epochs_run": result.state.epoch,
         "stopped_early": result.stopped_early,
         "valid": result.valid,
-        "test": test,
+        "test": results["test"],
         "popularity": popularity,
         "n_params": n_params,
         "n_users": splits.data.n_users,
         "n_items": splits.data.n_items,
         "device": str(device),
         "num_threads": torch.get_num_threads(),
+        "world_size": dist_info.world_size,
         "encoder": cfg.encoder.name,
         "loss": cfg.loss.name,
         "train_seconds": round(result.state.train_seconds, 3),
@@ -102,15 +132,16 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
         "total_seconds": round(time.perf_counter() - started, 3),
         "torch_version": torch.__version__,
     }
+    if not write:
+        return metrics
     write_json(run_dir / "metrics.json", metrics)
     if not plot_curves(run_dir / "curves.png", result.state.history, t.monitor):
         log.info("matplotlib is not installed: skipping curves.png (pip install 'seqrec-cli[plot]').")
-    keys = metric_names(cfg.eval.ks)
     show_table(
         results_table(
             f"Test metrics ({len(splits.test)} users, best epoch {result.state.best_epoch})",
-            {cfg.encoder.name: test, "popularity": popularity["test"]},
-            keys,
+            {cfg.encoder.name: results["test"], "popularity": popularity["test"]},
+            metric_names(cfg.eval.ks),
         )
     )
     log.info("Run directory: %s", run_dir)
@@ -175,6 +206,8 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if int(os.environ.get("RANK", "0")) > 0:
+        logging.getLogger().setLevel(logging.WARNING)  # one console voice under torchrun: rank 0's
     try:
         typed = to_train_config(cfg)
         if typed.trainer.num_threads is None:

@@ -52,6 +52,7 @@ def test_job_rows_reads_unfinished_jobs_as_failed(tmp_path):
     assert row["status"] == "failed" and row["overrides"] == "encoder=gru" and "did not finish" in row["error"]
 
 
+@pytest.mark.slow
 def test_optuna_study_of_three_trials(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     result = run_cli(["hparams_search=gru_optuna", "debug=smoke", "hydra.sweeper.n_trials=3",

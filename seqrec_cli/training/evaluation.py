@@ -91,14 +91,31 @@ def popularity_scorer(item_counts: np.ndarray, device: torch.device) -> ScoreFn:
     return score
 
 
-def evaluate(inputs: EvalInputs, score_batch: ScoreFn, batch_size: int, ks: Sequence[int]) -> dict[str, float]:
-    return ranking_metrics(rank_all(inputs, score_batch, batch_size), ks)
+Gather = Callable[[np.ndarray], np.ndarray]
 
 
-def evaluate_model(model: SequentialRecommender, inputs: EvalInputs, batch_size: int, ks: Sequence[int], amp: bool) -> dict[str, float]:
+def _local(ranks: np.ndarray) -> np.ndarray:
+    return ranks
+
+
+def shard(split: EvalSplit, rank: int, world_size: int) -> EvalSplit:
+    """Rows `rank::world_size` of a split: each distributed process ranks its own users."""
+    take = slice(rank, None, world_size)
+    return EvalSplit(split.users[take], split.history_end[take], split.targets[take])
+
+
+def evaluate(inputs: EvalInputs, score_batch: ScoreFn, batch_size: int, ks: Sequence[int], gather: Gather = _local) -> dict[str, float]:
+    """Metrics over all rows; under torch.distributed `gather` joins every process's ranks first,
+    so every process computes the same numbers."""
+    return ranking_metrics(gather(rank_all(inputs, score_batch, batch_size)), ks)
+
+
+def evaluate_model(
+    model: SequentialRecommender, inputs: EvalInputs, batch_size: int, ks: Sequence[int], amp: bool, gather: Gather = _local
+) -> dict[str, float]:
     was_training = model.training
     model.eval()
     try:
-        return evaluate(inputs, model_scorer(model, amp), batch_size, ks)
+        return evaluate(inputs, model_scorer(model, amp), batch_size, ks, gather)
     finally:
         model.train(was_training)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import random
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -26,7 +25,9 @@ from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import write_history
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
+from seqrec_cli.runtime import Distributed, all_reduce_sum, gather_strided
 from seqrec_cli.training.progress import epoch_progress, format_metrics
+from seqrec_cli.training.rng import restore_rng, rng_state
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,19 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+
+
+@dataclass
+class Batches:
+    """The training rows, resident on the device; batches are drawn by row index."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+    lengths_cpu: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths_cpu)
 
 
 @dataclass
@@ -90,40 +104,6 @@ def stop_requests() -> Iterator[dict[str, Optional[str]]]:
             signal.signal(sig, old)
 
 
-def rng_state(np_rng: np.random.Generator) -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy_global": _plain_numpy_state(np.random.get_state(legacy=False)),
-        "numpy_batches": np_rng.bit_generator.state,
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any], np_rng: np.random.Generator) -> None:
-    random.setstate(_as_tuple(state["python"]))
-    np.random.set_state(_numpy_state(state["numpy_global"]))
-    np_rng.bit_generator.state = state["numpy_batches"]
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _plain_numpy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """NumPy's legacy state holds an ndarray, which a weights-only checkpoint cannot carry."""
-    return {**state, "state": {**state["state"], "key": state["state"]["key"].tolist()}}
-
-
-def _numpy_state(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "state": {**state["state"], "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
 def fit(
     model: SequentialRecommender,
     splits: SequenceSplits,
@@ -131,120 +111,82 @@ def fit(
     device: torch.device,
     run_dir: Path,
     resume_from: Optional[Path] = None,
+    dist_info: Distributed = Distributed(),
 ) -> FitResult:
+    """Train until `max_epochs` or early stopping; return with the best weights loaded.
+
+    Under torch.distributed every process draws the same global batches (same seed) and trains
+    on its rows `rank::world_size` of each; the loss is scaled so the averaged gradient equals
+    the single-process one, validation ranks are gathered so every process sees the same metrics
+    (and takes the same early-stopping decision), and only rank 0 writes files.
+    """
     t, ks = cfg.trainer, cfg.eval.ks
     ckpt_dir = run_dir / "checkpoints"
     examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows)
     if len(examples.lengths) == 0:
         raise UserError("No training sequences: every user has fewer than two training events.")
-    inputs = torch.as_tensor(examples.inputs, device=device)
-    targets = torch.as_tensor(examples.targets, device=device)
-    lengths_cpu = examples.lengths
-    lengths = torch.as_tensor(lengths_cpu, device=device)
-    valid_inputs = evaluation.prepare(splits, splits.valid, cfg.model.max_len, cfg.eval.mask_history, device)
+    data = Batches(
+        torch.as_tensor(examples.inputs, device=device),
+        torch.as_tensor(examples.targets, device=device),
+        torch.as_tensor(examples.lengths, device=device),
+        examples.lengths,
+    )
+    valid_split = evaluation.shard(splits.valid, dist_info.rank, dist_info.world_size)
+    valid_inputs = evaluation.prepare(splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device)
+    gather = lambda ranks: gather_strided(ranks, dist_info)  # noqa: E731
     log.info(
         "Training on %d sequences (%d target positions), validating on %d users",
-        len(lengths_cpu), int(lengths_cpu.sum()), len(valid_inputs),
+        len(data), int(data.lengths_cpu.sum()), len(splits.valid),
     )
 
     model.to(device)
     optimizer = build_optimizer(model, cfg, device)
-    loss_fn = build_loss(cfg.loss)
     use_amp = t.amp and device.type == "cuda"
-    step_model = torch.compile(model) if t.compile else model
-    np_rng = np.random.default_rng(t.seed)
+    step_model: torch.nn.Module = model
+    if dist_info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if t.compile:
+        step_model = torch.compile(step_model)
+    np_rng = np.random.default_rng(t.seed)  # same on every rank: the global batch order
     state = LoopState()
     best_weights = copy.deepcopy(model.state_dict())
+    write = dist_info.is_main
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = LoopState(**ckpt["loop"])
         restore_rng(ckpt["rng"], np_rng)
-        best_path = ckpt_dir / "best.pt"
-        best_weights = load_checkpoint(best_path, device)["model"] if best_path.is_file() else copy.deepcopy(model.state_dict())
+        best_path = resume_from.parent / "best.pt"
+        if best_path.is_file():
+            best_weights = load_checkpoint(best_path, device)["model"]
         log.info("Resumed from %s after epoch %d", resume_from, state.epoch)
-    else:
+    elif write:
         # An interrupt during the first epoch can then still be resumed.
         _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
 
-    # Check the loss on the host every step on CPU (free), but only every few steps on a GPU,
-    # where each check is a device->host sync that stalls the queue of kernels.
-    sync_every = 1 if device.type == "cpu" else 50
     stopped_early = False
     keys = [t.monitor] + [k for k in ("hr@10", "ndcg@10") if k != t.monitor]
     with stop_requests() as stop:
         while state.epoch < t.max_epochs:
             epoch = state.epoch + 1
-            model.train()
             started = time.perf_counter()
-            order = np_rng.permutation(len(lengths_cpu))
-            n_batches = math.ceil(len(order) / t.batch_size)
-            loss_sum = torch.zeros((), device=device)
-            positions = 0
-            with epoch_progress(t.progress) as bar:
-                task = bar.add_task(f"epoch {epoch}", total=n_batches, loss=float("nan"), rate=0.0)
-                for step in range(n_batches):
-                    rows_np = order[step * t.batch_size : (step + 1) * t.batch_size]
-                    rows = torch.as_tensor(rows_np, device=device)
-                    # Trailing padding columns of the batch carry nothing; cut them (not under
-                    # compile, where a changing width would trigger recompiles).
-                    width = cfg.model.max_len if t.compile else int(lengths_cpu[rows_np].max())
-                    x, y, n = inputs[rows, :width], targets[rows, :width], lengths[rows]
-                    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
-                    with ctx:
-                        hidden = step_model(x, n)
-                        real = y > 0
-                        loss = loss_fn(model, hidden[real], y[real])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if t.grad_clip_norm:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
-                    optimizer.step()
-                    count = int(lengths_cpu[rows_np].sum())
-                    loss_sum += loss.detach() * count
-                    positions += count
-                    if (step + 1) % sync_every == 0 or step + 1 == n_batches:
-                        running = loss_sum.item() / positions
-                        if not math.isfinite(running):
-                            _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
-                            raise NonFiniteLoss(
-                                f"The training loss became non-finite at epoch {epoch}, step {step + 1} "
-                                "(try a lower optimizer.lr or trainer.grad_clip_norm); the last good "
-                                "checkpoint is kept."
-                            )
-                        bar.update(task, completed=step + 1, loss=running, rate=(step + 1) / (time.perf_counter() - started))
-                    if stop["signal"]:
-                        break
-            train_loss = loss_sum.item() / max(positions, 1)
+            train_loss = _train_epoch(step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp)
             state.train_seconds += time.perf_counter() - started
-            if stop["signal"]:
-                # The epoch was cut short: keep the state of the last full epoch in last.pt.
-                raise TrainingInterrupted(stop["signal"])
             state.epoch = epoch
             row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
             if epoch % t.eval_every == 0 or epoch == t.max_epochs:
                 eval_started = time.perf_counter()
-                valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp)
+                valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp, gather)
                 state.eval_seconds += time.perf_counter() - eval_started
                 row.update({f"valid/{k}": round(valid[k], 6) for k in metric_names(ks)})
-                score = valid[t.monitor]
-                improved = score > state.best_score
+                improved = valid[t.monitor] > state.best_score
                 if improved:
-                    state.best_score, state.best_epoch, state.bad_evals = score, epoch, 0
+                    state.best_score, state.best_epoch, state.bad_evals = valid[t.monitor], epoch, 0
                     best_weights = copy.deepcopy(model.state_dict())
-                    save_checkpoint(
-                        ckpt_dir / "best.pt",
-                        {
-                            "model": best_weights,
-                            "epoch": epoch,
-                            "valid": valid,
-                            "config": asdict(cfg),
-                            # Original item ids (index i = item i + 1) so a checkpoint alone can
-                            # report recommendations in the user's own ids.
-                            "item_ids": splits.data.item_ids.tolist(),
-                        },
-                    )
+                    if write:
+                        save_checkpoint(ckpt_dir / "best.pt", _best_payload(best_weights, epoch, valid, cfg, splits))
                 else:
                     state.bad_evals += 1
                 log.info(
@@ -256,16 +198,108 @@ def fit(
             row["lr"] = optimizer.param_groups[0]["lr"]
             row["seconds"] = round(time.perf_counter() - started, 3)
             state.history.append(row)
-            write_history(run_dir / "history.csv", state.history)
-            _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
+            if write:
+                write_history(run_dir / "history.csv", state.history)
+                _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
             if state.bad_evals > t.patience:
                 log.info("Early stopping: %s has not improved for %d evaluations.", t.monitor, state.bad_evals)
                 stopped_early = True
                 break
 
     model.load_state_dict(best_weights)
-    best_valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp)
+    best_valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp, gather)
     return FitResult(state=state, valid=best_valid, stopped_early=stopped_early)
+
+
+def _train_epoch(
+    step_model: torch.nn.Module,
+    model: SequentialRecommender,
+    optimizer: torch.optim.Optimizer,
+    data: Batches,
+    cfg: TrainConfig,
+    epoch: int,
+    np_rng: np.random.Generator,
+    stop: dict[str, Optional[str]],
+    dist_info: Distributed,
+    use_amp: bool,
+) -> float:
+    """One pass over the training rows; returns the mean loss over all target positions."""
+    t = cfg.trainer
+    loss_fn = build_loss(cfg.loss)
+    device = data.inputs.device
+    # Read the loss back on the host every step on CPU (free), but only every 50 steps on a GPU,
+    # where each read is a device->host sync that stalls the queue of kernels.
+    sync_every = 1 if device.type == "cpu" else 50
+    model.train()
+    started = time.perf_counter()
+    order = np_rng.permutation(len(data))
+    n_batches = math.ceil(len(order) / t.batch_size)
+    loss_sum = torch.zeros((), device=device)
+    positions = 0
+    with epoch_progress(t.progress and dist_info.is_main) as bar:
+        task = bar.add_task(f"epoch {epoch}", total=n_batches, loss=float("nan"), rate=0.0)
+        for step in range(n_batches):
+            global_rows = order[step * t.batch_size : (step + 1) * t.batch_size]
+            rows_np = global_rows[dist_info.rank :: dist_info.world_size]
+            # A rank left without rows still runs (with zero weight) so the gradient all-reduce
+            # sees every process.
+            weight = 1.0 if len(rows_np) else 0.0
+            rows_np = rows_np if len(rows_np) else global_rows[:1]
+            count = int(data.lengths_cpu[rows_np].sum()) if weight else 0
+            global_count = int(data.lengths_cpu[global_rows].sum())
+            rows = torch.as_tensor(rows_np, device=device)
+            # Trailing padding columns of the batch carry nothing; cut them (not under compile,
+            # where a changing width would trigger recompiles).
+            width = cfg.model.max_len if t.compile else int(data.lengths_cpu[rows_np].max())
+            x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
+            with torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
+                hidden = step_model(x, n)
+                real = y > 0
+                loss = loss_fn(model, hidden[real], y[real])
+            # Scale the per-process mean so that the gradient averaged over processes is the mean
+            # over all positions of the global batch (scale 1 without distribution).
+            scale = weight * max(count, 1) * dist_info.world_size / global_count
+            optimizer.zero_grad(set_to_none=True)
+            (loss * scale).backward()
+            if t.grad_clip_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
+            optimizer.step()
+            loss_sum += loss.detach() * count
+            positions += global_count
+            if (step + 1) % sync_every == 0 or step + 1 == n_batches:
+                running = all_reduce_sum(loss_sum, dist_info).item() / positions
+                if not math.isfinite(running):
+                    raise NonFiniteLoss(
+                        f"The training loss became non-finite at epoch {epoch}, step {step + 1} "
+                        "(try a lower optimizer.lr or trainer.grad_clip_norm); the last good "
+                        "checkpoint is kept."
+                    )
+                bar.update(task, completed=step + 1, loss=running, rate=(step + 1) / (time.perf_counter() - started))
+            if _stop_requested(stop, dist_info, device):
+                # The epoch is cut short: last.pt keeps the last complete epoch.
+                raise TrainingInterrupted(stop["signal"] or "a signal to another process")
+    return all_reduce_sum(loss_sum, dist_info).item() / max(positions, 1)
+
+
+def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, device: torch.device) -> bool:
+    """Under torch.distributed all processes must stop at the same step, or the next gradient
+    all-reduce waits forever; so the flag is reduced across processes."""
+    if not dist_info.enabled:
+        return stop["signal"] is not None
+    flag = torch.tensor(1.0 if stop["signal"] else 0.0, device=device)
+    return bool(all_reduce_sum(flag, dist_info).item() > 0)
+
+
+def _best_payload(weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits) -> dict[str, Any]:
+    return {
+        "model": weights,
+        "epoch": epoch,
+        "valid": valid,
+        "config": asdict(cfg),
+        # Original item ids (index i = item i + 1) so a checkpoint alone can report
+        # recommendations in the user's own ids.
+        "item_ids": splits.data.item_ids.tolist(),
+    }
 
 
 def _save_last(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState, np_rng: np.random.Generator, cfg: TrainConfig) -> None:
