@@ -66,7 +66,7 @@ class DatasetConfig:
 class ModelConfig:
     embedding_dim: int = 64
     # Length of the input window: the model sees at most the last `max_len` items.
-    max_len: int = 200
+    max_len: int = 50
     # Std of the normal init of the (tied) item embeddings; small keeps initial logits near zero
     # so the first loss is close to ln(n_items) (PyTorch's N(0, 1) default is far too large).
     init_std: float = 0.02
@@ -94,7 +94,7 @@ class LossConfig:
 @dataclass
 class OptimizerConfig:
     name: str = "adam"
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
     momentum: float = 0.0
@@ -102,12 +102,12 @@ class OptimizerConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 100
+    max_epochs: int = 40
     patience: int = 10
     # Validation metric to early-stop on and return to sweepers (higher is better).
     monitor: str = "ndcg@10"
     eval_every: int = 1
-    batch_size: int = 128
+    batch_size: int = 32
     eval_batch_size: int = 1024
     # Besides the last window, cut earlier non-overlapping windows from long histories.
     all_windows: bool = True
