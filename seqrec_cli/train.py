@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import hydra
 import torch
@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from seqrec_cli import data as data_module
-from seqrec_cli import models
+from seqrec_cli import models, tracking
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
 from seqrec_cli.errors import UserError
@@ -39,7 +39,24 @@ RESUME_MUST_MATCH = ("dataset", "model", "encoder", "loss")
 
 
 def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> dict[str, Any]:
-    """Train and test one configuration, writing everything into `run_dir`; returns metrics.json."""
+    """Train and test one configuration, writing everything into `run_dir`; returns metrics.json.
+
+    With `logger` set, the settings, each epoch and the final metrics also go to that tracker.
+    """
+    tracker = tracking.open_tracker(cfg.logger, run_dir, asdict(cfg), resumed=resume_from is not None)
+    try:
+        metrics = _train_and_test(cfg, run_dir, resume_from, tracker.log_epoch)
+        tracker.log_final(metrics)
+    except BaseException as exc:
+        tracker.close("KILLED" if isinstance(exc, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
+        raise
+    tracker.close()
+    return metrics
+
+
+def _train_and_test(
+    cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path], on_epoch_end: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     started = time.perf_counter()
     t = cfg.trainer
     set_threads(t.num_threads)
@@ -66,7 +83,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> 
     n_params = models.count_parameters(model)
     log.info("Model: %s encoder, %d parameters, on %s", cfg.encoder.name, n_params, device)
 
-    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from)
+    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from, on_epoch_end=on_epoch_end)
 
     eval_started = time.perf_counter()
     use_amp = t.amp and device.type == "cuda"

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -131,7 +131,10 @@ def fit(
     device: torch.device,
     run_dir: Path,
     resume_from: Optional[Path] = None,
+    on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> FitResult:
+    """Train `model` with early stopping; `on_epoch_end` gets a copy of each history row
+    (e.g. for an experiment tracker) after it is written to history.csv and last.pt."""
     t, ks = cfg.trainer, cfg.eval.ks
     ckpt_dir = run_dir / "checkpoints"
     examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows)
@@ -258,6 +261,8 @@ def fit(
             state.history.append(row)
             write_history(run_dir / "history.csv", state.history)
             _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
+            if on_epoch_end is not None:
+                on_epoch_end(dict(row))
             if state.bad_evals > t.patience:
                 log.info("Early stopping: %s has not improved for %d evaluations.", t.monitor, state.bad_evals)
                 stopped_early = True
