@@ -229,7 +229,7 @@ def build_report(roots: Sequence[Path], out_dir: Path, metric: str = "ndcg@10", 
     (console or Console()).print(report_table(runs, rows))
     write_report_csv(out_dir / "report.csv", rows)
     log.info("Wrote %s", out_dir / "report.csv")
-    curves = {r.label: r.history for r in runs if r.history}
+    curves = {_legend(r): r.history for r in runs if r.history}
     if not curves:
         log.info("No run has a history.csv yet: no curves.png.")
     elif plot_runs(out_dir / "curves.png", curves, f"valid/{metric}"):
@@ -239,12 +239,18 @@ def build_report(roots: Sequence[Path], out_dir: Path, metric: str = "ndcg@10", 
     return rows
 
 
+def _legend(run: RunRecord) -> str:
+    encoder = run.params.get("encoder.name") or (run.metrics or {}).get("encoder")
+    return f"{run.label} ({encoder})" if encoder else run.label
+
+
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="seqrec-report",
         description="Compare training runs: one table, report.csv and curves.png for every run found "
         "in the given run or sweep directories.",
         epilog="Example: seqrec-report outputs/multirun/2026-11-23/10-00-00 outputs/2026-11-23/11-30-00 --out reports/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories or folders holding runs (e.g. a sweep)")
     parser.add_argument("--out", type=Path, default=Path("."), help="where report.csv and curves.png go (default: .)")

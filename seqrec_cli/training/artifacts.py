@@ -56,6 +56,7 @@ def plot_runs(path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metri
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
@@ -70,6 +71,8 @@ def plot_runs(path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metri
             ax_metric.plot(*zip(*metric), marker=".", label=label or None)
     ax_loss.set(xlabel="epoch", ylabel="train loss")
     ax_metric.set(xlabel="epoch", ylabel=metric_key)
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     labelled = [label for label in runs if label]
     if labelled and len(labelled) <= max_legend:
         ax_metric.legend(fontsize="small")
