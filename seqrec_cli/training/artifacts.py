@@ -11,11 +11,21 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+# mkstemp creates owner-only (0600) files; results are meant to be read by others (a shared
+# cluster, a web server), as any file written with open() would be.
+READABLE = 0o644
+
+
+def _make_readable(fd: int) -> None:
+    if hasattr(os, "fchmod"):  # POSIX; Windows files have no such mode bits
+        os.fchmod(fd, READABLE)
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
+        _make_readable(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -79,6 +89,7 @@ def plot_runs(path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metri
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
+    _make_readable(fd)
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
