@@ -85,7 +85,7 @@ def find_runs(roots: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for root in roots:
         if not root.is_dir():
-            raise UserError(f"Not a directory: {root}.")
+            raise UserError(f"No run or sweep directory at {root}.")
         for folder, subdirs, _files in os.walk(root):
             here = Path(folder)
             if is_run_dir(here):

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Mapping, Protocol
 
 from seqrec_cli.config import LoggerConfig, flat_dict
 from seqrec_cli.errors import UserError
