@@ -24,6 +24,7 @@ ENCODERS = ("attention", "gru", "lstm")
 LOSSES = ("ce",)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 METRIC_FAMILIES = ("hr", "ndcg", "mrr")
+LOGGERS = ("none", "mlflow", "tensorboard")
 
 
 @dataclass
@@ -134,6 +135,18 @@ class EvalConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Optional experiment tracking (seqrec_cli/tracking.py), besides the run directory itself."""
+
+    name: str = "none"
+    # MLflow: where runs are recorded; null = a SQLite file in the run directory (<run dir>/mlflow.db).
+    tracking_uri: Optional[str] = None
+    experiment: str = "seqrec"
+    # TensorBoard: the event-file folder; null = <run dir>/tensorboard.
+    log_dir: Optional[str] = None
+
+
+@dataclass
 class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -142,12 +155,67 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+@dataclass
+class EvalDataConfig:
+    """Another interaction file to evaluate on, read and filtered like the run's own data.
+
+    Null fields keep the run's own reader settings (columns, separator).
+    """
+
+    path: Optional[str] = None
+    user_col: Optional[str] = None
+    item_col: Optional[str] = None
+    time_col: Optional[str] = None
+    sep: Optional[str] = None
+
+
+@dataclass
+class EvalAppConfig:
+    """`seqrec-eval`: re-evaluate a finished run's best checkpoint."""
+
+    run: Optional[str] = None
+    split: str = "test"
+    # Cut-offs for HR/NDCG; null = the run's eval.ks.
+    k: Optional[List[int]] = None
+    # null = the run's eval.mask_history.
+    mask_history: Optional[bool] = None
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    # Where the JSON goes; null = <run>/eval_<split>.json (eval_<split>_<file stem>.json with data.path).
+    out: Optional[str] = None
+    device: str = "auto"
+    # null = the run's trainer.eval_batch_size.
+    batch_size: Optional[int] = None
+
+
+@dataclass
+class RecommendAppConfig:
+    """`seqrec-recommend`: top-K unseen items per user (or per ad-hoc history), in original ids."""
+
+    run: Optional[str] = None
+    users: List[str] = field(default_factory=list)
+    # A text file with one original user id per line (the first comma-separated field is read).
+    users_file: Optional[str] = None
+    # An ad-hoc history in original item ids, oldest first.
+    history: List[str] = field(default_factory=list)
+    k: int = 10
+    exclude_seen: bool = True
+    # `error`: stop at the first unknown user/item id; `skip`: warn and go on without it.
+    on_unknown: str = "error"
+    # A CSV file to write; null = print the table only.
+    out: Optional[str] = None
+    device: str = "auto"
+    batch_size: int = 256
 
 
 def register_schemas() -> None:
     """Make the schemas known to Hydra so `conf/train.yaml` can build on `train_schema`."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalAppConfig)
+    cs.store(name="recommend_schema", node=RecommendAppConfig)
 
 
 def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
@@ -186,6 +254,19 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     _require(value in allowed, key, value, "one of " + ", ".join(allowed))
+
+
+def flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (`{"optimizer": {"lr": 0.1}}` -> `{"optimizer.lr": 0.1}`),
+    the form trackers and report tables take settings in; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flat_dict(value, name))
+        else:
+            out[name] = value
+    return out
 
 
 def metric_names(ks: List[int]) -> List[str]:
@@ -257,3 +338,32 @@ def validate(cfg: TrainConfig) -> None:
     _require(len(ev.ks) > 0 and all(k > 0 for k in ev.ks), "eval.ks", ev.ks, "a list of integers > 0")
     allowed = metric_names(ev.ks)
     _require(t.monitor in allowed, "trainer.monitor", t.monitor, "one of " + ", ".join(allowed))
+    _choice("logger.name", cfg.logger.name, LOGGERS)
+
+
+def to_app_config(cfg: DictConfig, schema: type) -> Any:
+    """Hydra's composed config of a non-training command as its plain dataclass (`schema`)."""
+    merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
+    return OmegaConf.to_object(merged)
+
+
+def _require_run(run: Optional[str], command: str) -> None:
+    if not run:
+        raise UserError(f"Name the run directory: {command} run=outputs/<date>/<time>.")
+
+
+def validate_eval(cfg: EvalAppConfig) -> None:
+    _require_run(cfg.run, "seqrec-eval")
+    _choice("split", cfg.split, ("valid", "test"))
+    if cfg.k is not None:
+        _require(len(cfg.k) > 0 and all(k > 0 for k in cfg.k), "k", cfg.k, "a list of integers > 0")
+    _require(cfg.batch_size is None or cfg.batch_size > 0, "batch_size", cfg.batch_size, "null or an integer > 0")
+
+
+def validate_recommend(cfg: RecommendAppConfig) -> None:
+    _require_run(cfg.run, "seqrec-recommend")
+    _require(cfg.k > 0, "k", cfg.k, "an integer > 0")
+    _require(cfg.batch_size > 0, "batch_size", cfg.batch_size, "an integer > 0")
+    _choice("on_unknown", cfg.on_unknown, ("error", "skip"))
+    if not (cfg.users or cfg.users_file or cfg.history):
+        raise UserError("Say whom to recommend for: users=[...], users_file=<file> or history=[...] (original ids).")

@@ -13,16 +13,16 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seqrec_cli import data as data_module
-from seqrec_cli import models
+from seqrec_cli import models, tracking
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
 from seqrec_cli.errors import UserError
@@ -51,20 +51,42 @@ RESUME_MUST_MATCH = ("dataset", "model", "encoder", "loss")
 def run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None) -> dict[str, Any]:
     """Train and test one configuration, writing everything into `run_dir`; returns metrics.json.
 
-    Under torchrun (`trainer.distributed=true`) every process runs this; only rank 0 writes.
+    Under torchrun (`trainer.distributed=true`) every process runs this; only rank 0 writes (and
+    talks to the experiment tracker). With `logger` set, the settings, each epoch and the final
+    metrics also go to that tracker.
     """
     started = time.perf_counter()
     t = cfg.trainer
     set_threads(t.num_threads)
     set_deterministic(t.deterministic)
     dist_info = init_distributed(t.distributed, t.device)
+    tracker = (
+        tracking.open_tracker(cfg.logger, run_dir, asdict(cfg), resumed=resume_from is not None)
+        if dist_info.is_main else None
+    )
     try:
-        return _run(cfg, run_dir, resume_from, dist_info, started)
+        metrics = _run(cfg, run_dir, resume_from, dist_info, started, tracker.log_epoch if tracker else None)
+        if tracker:
+            tracker.log_final(metrics)
+    except BaseException as exc:
+        if tracker:
+            tracker.close("KILLED" if isinstance(exc, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
+        raise
     finally:
         shutdown_distributed(dist_info)
+    if tracker:
+        tracker.close()
+    return metrics
 
 
-def _run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path], dist_info: Distributed, started: float) -> dict[str, Any]:
+def _run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume_from: Optional[Path],
+    dist_info: Distributed,
+    started: float,
+    on_epoch_end: Optional[Callable[[dict[str, Any]], None]],
+) -> dict[str, Any]:
     t = cfg.trainer
     write = dist_info.is_main
     seed_everything(t.seed)
@@ -94,7 +116,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path], dist_info
         torch.get_num_threads(), f", {dist_info.world_size} processes" if dist_info.enabled else "",
     )
 
-    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from, dist_info=dist_info)
+    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from, dist_info=dist_info, on_epoch_end=on_epoch_end)
 
     eval_started = time.perf_counter()
     use_amp = t.amp and device.type == "cuda"

@@ -13,9 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def run_cli(args: list[str], cwd: Path, module: str = "seqrec_cli.train", timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m seqrec_cli.train ARGS` in `cwd`, with a private data cache."""
-    env = {**os.environ, "SEQREC_CACHE_DIR": str(cwd / ".cache"), "PYTHONUNBUFFERED": "1"}
+def run_cli(
+    args: list[str], cwd: Path, module: str = "seqrec_cli.train", timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m seqrec_cli.train ARGS` (or another `module`) in `cwd`, with a private data cache;
+    `env` adds or replaces environment variables."""
+    env = {**os.environ, "SEQREC_CACHE_DIR": str(cwd / ".cache"), "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

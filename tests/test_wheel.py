@@ -37,13 +37,20 @@ def test_wheel_install_runs_the_smoke_config(tmp_path):
     ).stdout
     assert str(env_dir) in where, where  # not the checkout
     script = env_dir / "bin" / "seqrec-train"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SEQREC_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run(
-        [str(script), "debug=smoke", "hydra.run.dir=run"], cwd=work, capture_output=True, text=True, timeout=600,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SEQREC_CACHE_DIR": str(tmp_path / "cache")},
+        [str(script), "debug=smoke", "hydra.run.dir=run"], cwd=work, capture_output=True, text=True, timeout=600, env=env,
     )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((work / "run" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
+    # The other commands find their configs (conf/eval.yaml, conf/recommend.yaml) in the wheel too.
+    for command, args in (("seqrec-eval", ["run=run"]), ("seqrec-recommend", ["run=run", "users=[1]"]), ("seqrec-report", ["run"])):
+        result = subprocess.run([str(env_dir / "bin" / command), *args], cwd=work, capture_output=True, text=True,
+                                timeout=600, env=env)
+        assert result.returncode == 0, (command, result.stderr)
+    assert json.loads((work / "run" / "eval_test.json").read_text())["metrics"] == metrics["test"]
+    assert (work / "report.csv").is_file()
     # the bundled MovieLens file ships in the wheel too
     listing = subprocess.run([str(py), "-c", "from seqrec_cli.data.sources import bundled_path; p = bundled_path('ml-latest-small'); print(p, p.stat().st_size)"],
                              cwd=work, capture_output=True, text=True, check=True).stdout

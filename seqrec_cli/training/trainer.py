@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -112,13 +112,16 @@ def fit(
     run_dir: Path,
     resume_from: Optional[Path] = None,
     dist_info: Distributed = Distributed(),
+    on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> FitResult:
     """Train until `max_epochs` or early stopping; return with the best weights loaded.
 
-    Under torch.distributed every process draws the same global batches (same seed) and trains
-    on its rows `rank::world_size` of each; the loss is scaled so the averaged gradient equals
-    the single-process one, validation ranks are gathered so every process sees the same metrics
-    (and takes the same early-stopping decision), and only rank 0 writes files.
+    `on_epoch_end` gets a copy of each history row (e.g. for an experiment tracker) after it is
+    written to history.csv and last.pt. Under torch.distributed every process draws the same
+    global batches (same seed) and trains on its rows `rank::world_size` of each; the loss is
+    scaled so the averaged gradient equals the single-process one, validation ranks are gathered
+    so every process sees the same metrics (and takes the same early-stopping decision), and only
+    rank 0 writes files.
     """
     t, ks = cfg.trainer, cfg.eval.ks
     ckpt_dir = run_dir / "checkpoints"
@@ -201,6 +204,8 @@ def fit(
             if write:
                 write_history(run_dir / "history.csv", state.history)
                 _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
+                if on_epoch_end is not None:
+                    on_epoch_end(dict(row))
             if state.bad_evals > t.patience:
                 log.info("Early stopping: %s has not improved for %d evaluations.", t.monitor, state.bad_evals)
                 stopped_early = True

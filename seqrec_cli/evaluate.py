@@ -1,0 +1,105 @@
+"""`seqrec-eval`: re-evaluate a finished run's best checkpoint, e.g. at other cut-offs or on new data.
+
+Uses the run's own config and the same evaluation code as training (full ranking, the same
+masking and tie rules, the popularity baseline beside the model), so `seqrec-eval run=X` on the
+test split reproduces the test metrics in `X/metrics.json`. It writes one file,
+`X/eval_<split>.json`, and nothing else: no new output folder, no log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from seqrec_cli.config import EvalAppConfig, metric_names, register_schemas, to_app_config, validate_eval
+from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.data.sources import describe_source
+from seqrec_cli.errors import UserError
+from seqrec_cli.runs import load_splits, open_run, other_dataset
+from seqrec_cli.training import evaluation
+from seqrec_cli.training.artifacts import write_json
+from seqrec_cli.training.progress import results_table, show_table
+
+log = logging.getLogger("seqrec_cli")
+
+
+def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
+    """Evaluate `cfg.run` on `cfg.split`, write the JSON (see `output_path`) and return its content."""
+    validate_eval(cfg)
+    started = time.perf_counter()
+    run = open_run(cfg.run, cfg.device)
+    train_cfg = run.cfg
+    dataset = None
+    if cfg.data.path:
+        d = cfg.data
+        dataset = other_dataset(train_cfg.dataset, d.path, user_col=d.user_col, item_col=d.item_col,
+                                time_col=d.time_col, sep=d.sep)
+    splits, summary = load_splits(run, dataset)
+    split = getattr(splits, cfg.split)
+    if len(split) == 0:
+        raise UserError(f"No user of {describe_source(dataset or train_cfg.dataset)} has a {cfg.split} target.")
+    ks = list(cfg.k or train_cfg.eval.ks)
+    mask = train_cfg.eval.mask_history if cfg.mask_history is None else cfg.mask_history
+    batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
+
+    inputs = evaluation.prepare(splits, split, train_cfg.model.max_len, mask, run.device)
+    model_metrics = evaluation.evaluate_model(run.model, inputs, batch_size, ks, run.use_amp)
+    scorer = evaluation.popularity_scorer(splits.seen_item_counts(cfg.split), run.device)
+    popularity = evaluation.evaluate(inputs, scorer, batch_size, ks)
+
+    result = {
+        "run": str(run.run_dir.resolve()),
+        "split": cfg.split,
+        "dataset": describe_source(dataset or train_cfg.dataset),
+        "users": len(split),
+        "unknown_item_events": summary["unknown_item_events"],
+        "best_epoch": run.epoch,
+        "ks": ks,
+        "mask_history": mask,
+        "encoder": train_cfg.encoder.name,
+        "metrics": model_metrics,
+        "popularity": popularity,
+        "device": str(run.device),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    out = output_path(cfg, run.run_dir)
+    write_json(out, result)
+    show_table(
+        results_table(
+            f"{cfg.split.capitalize()} metrics ({len(split)} users, best epoch {run.epoch})",
+            {train_cfg.encoder.name: model_metrics, "popularity": popularity},
+            metric_names(ks),
+        )
+    )
+    log.info("Wrote %s", out)
+    return result
+
+
+def output_path(cfg: EvalAppConfig, run_dir: Path) -> Path:
+    """`<run>/eval_<split>.json`; evaluating another file adds its name, so the two never mix."""
+    if cfg.out:
+        return Path(cfg.out).expanduser()
+    suffix = f"_{Path(cfg.data.path).stem}" if cfg.data.path else ""
+    return run_dir / f"eval_{cfg.split}{suffix}.json"
+
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate_run(to_app_config(cfg, EvalAppConfig))
+    except UserError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

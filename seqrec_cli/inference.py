@@ -1,0 +1,81 @@
+"""Top-K next items for given histories: what `seqrec-recommend` serves.
+
+Histories are in model ids (1..n_items). The model sees the last `max_len` items of each history,
+as in training; the items to exclude (by default the whole history, however long) are set to
+-inf before ranking. Ties are ordered by item id, the same rule the ranking metrics use, so the
+item at position r of a list is exactly the item the metrics would give rank r.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seqrec_cli.data.batches import gather_windows
+from seqrec_cli.models import SequentialRecommender
+
+
+@dataclass
+class TopK:
+    items: np.ndarray  # int64 [n, k] model item ids, best first; 0 where fewer than k items remain
+    scores: np.ndarray  # float32 [n, k]; -inf where items is 0
+
+
+def histories_matrix(histories: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last `max_len` items of each history as a right-padded matrix, and the lengths."""
+    flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0, np.int64)
+    ends = np.cumsum([len(h) for h in histories]).astype(np.int64)
+    starts = ends - np.array([len(h) for h in histories], dtype=np.int64)
+    return gather_windows(flat, starts, ends, max_len)
+
+
+def top_k(
+    model: SequentialRecommender,
+    histories: Sequence[np.ndarray],
+    k: int,
+    exclude: Sequence[np.ndarray] | None,
+    max_len: int,
+    batch_size: int = 256,
+    amp: bool = False,
+) -> TopK:
+    """The k best items after each history (each non-empty), best first.
+
+    `exclude[i]` lists the items never to recommend after history i (None: exclude nothing);
+    `max_len` is the input window the model was trained with (`model.max_len`).
+    """
+    if any(len(h) == 0 for h in histories):
+        raise ValueError("every history needs at least one item")
+    device = next(model.parameters()).device
+    items, lengths = histories_matrix(histories, max_len)
+    n_items = model.n_items
+    k_eff = min(k, n_items)
+    out_items = np.zeros((len(histories), k), dtype=np.int64)
+    out_scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(histories), batch_size):
+            stop = min(start + batch_size, len(histories))
+            x = torch.as_tensor(items[start:stop], device=device)
+            n = torch.as_tensor(lengths[start:stop], device=device)
+            ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+            with torch.no_grad(), ctx:
+                scores = model.scores(model.last_hidden(x, n)).float()
+            if exclude is not None:
+                rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(np.int64)
+                cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
+                scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
+            # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
+            values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+            values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
+            order[~np.isfinite(values)] = 0
+            out_items[start:stop, :k_eff] = order
+            out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
+    finally:
+        model.train(was_training)
+    return TopK(out_items, out_scores)
+

@@ -1,0 +1,106 @@
+"""End-to-end: `seqrec-eval`, `seqrec-recommend` and `seqrec-report` through the real CLIs, on one
+smoke run made once for the whole module."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from seqrec_cli.config import SyntheticConfig
+from seqrec_cli.data.synthetic import generate_events
+from seqrec_cli.training.checkpoint import load_checkpoint
+from test_postrun import assert_valid_png
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A folder holding `smoke/`, a finished `seqrec-train debug=smoke` run."""
+    root = tmp_path_factory.mktemp("postrun")
+    result = run_cli(["debug=smoke", "hydra.run.dir=smoke"], root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_eval_reproduces_the_test_metrics_and_writes_only_its_json(work):
+    before = files_under(work)
+    result = run_cli(["run=smoke"], work, module="seqrec_cli.evaluate")
+    assert result.returncode == 0, result.stderr
+    assert files_under(work) - before == {"smoke/eval_test.json"} and before <= files_under(work)
+    evaluated = json.loads((work / "smoke" / "eval_test.json").read_text())
+    trained = json.loads((work / "smoke" / "metrics.json").read_text())
+    assert evaluated["metrics"] == trained["test"]
+    assert evaluated["popularity"] == trained["popularity"]["test"]
+    assert evaluated["users"] == 200 and evaluated["best_epoch"] == trained["best_epoch"]
+    assert "Test metrics" in result.stdout and "popularity" in result.stdout
+
+
+def test_eval_on_another_file_prepared_the_same_way_at_other_cutoffs(work):
+    # The smoke run's own events written out as a CSV with the run's reader columns: evaluating on
+    # that file must give exactly the run's validation metrics.
+    synthetic = load_checkpoint(work / "smoke" / "checkpoints" / "best.pt")["config"]["dataset"]["synthetic"]
+    events = generate_events(SyntheticConfig(**synthetic))
+    events.rename(columns={"user": "u", "item": "i", "time": "t"}).to_csv(work / "other.csv", index=False)
+    result = run_cli(["run=smoke", "split=valid", "k=[1,10,50]", "data.path=other.csv", "data.user_col=u",
+                      "data.item_col=i", "data.time_col=t"], work, module="seqrec_cli.evaluate")
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((work / "smoke" / "eval_valid_other.json").read_text())
+    trained = json.loads((work / "smoke" / "metrics.json").read_text())
+    assert set(evaluated["metrics"]) == {"hr@1", "hr@10", "hr@50", "ndcg@1", "ndcg@10", "ndcg@50", "mrr"}
+    for key in ("hr@1", "ndcg@10", "mrr"):
+        assert evaluated["metrics"][key] == trained["valid"][key]
+    assert evaluated["metrics"]["hr@50"] >= evaluated["metrics"]["hr@10"]
+    assert evaluated["dataset"].endswith("other.csv") and evaluated["unknown_item_events"] == 0
+
+
+def test_eval_of_a_missing_run_is_one_sentence_and_exit_2(work):
+    result = run_cli(["run=nowhere"], work, module="seqrec_cli.evaluate")
+    assert result.returncode == 2
+    assert "Run directory not found: nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_recommend_writes_original_ids_and_skips_unknown_users(work):
+    before = files_under(work)
+    result = run_cli(["run=smoke", "users=[3,1,99999]", "history=[5,6]", "k=5", "on_unknown=skip", "out=recs.csv"],
+                     work, module="seqrec_cli.recommend")
+    assert result.returncode == 0, result.stderr
+    assert files_under(work) - before == {"recs.csv"}
+    assert "Skipping unknown user id 99999" in result.stderr
+    rows = list(csv.DictReader((work / "recs.csv").open()))
+    assert [r["user"] for r in rows] == ["3"] * 5 + ["1"] * 5 + ["history"] * 5
+    assert [int(r["rank"]) for r in rows[:5]] == [1, 2, 3, 4, 5]
+    assert not {"5", "6"} & {r["item"] for r in rows if r["user"] == "history"}
+    events = generate_events(SyntheticConfig(**load_checkpoint(work / "smoke" / "checkpoints" / "best.pt")["config"]["dataset"]["synthetic"]))
+    seen_by_3 = set(events.loc[events["user"] == 3, "item"].astype(str))  # every event, incl. valid/test
+    assert not seen_by_3 & {r["item"] for r in rows if r["user"] == "3"}
+    assert "Top-5 recommendations" in result.stdout
+
+
+def test_recommend_unknown_user_is_one_sentence_and_exit_2(work):
+    result = run_cli(["run=smoke", "users=[1,99999]"], work, module="seqrec_cli.recommend")
+    assert result.returncode == 2
+    assert "Unknown user id 99999" in result.stderr and "on_unknown=skip" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_report_writes_a_table_csv_and_valid_pngs(work):
+    result = run_cli([str(work / "smoke"), "--out", "rep"], work, module="seqrec_cli.report")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((work / "rep" / "report.csv").open()))
+    metrics = json.loads((work / "smoke" / "metrics.json").read_text())
+    assert len(rows) == 1 and rows[0]["run"] == "smoke" and rows[0]["encoder.name"] == "attention"
+    assert float(rows[0]["test/ndcg@10"]) == pytest.approx(metrics["test"]["ndcg@10"])
+    assert "smoke" in result.stdout and "attention" in result.stdout
+    pytest.importorskip("matplotlib")
+    assert_valid_png(work / "rep" / "curves.png")
+    assert_valid_png(work / "smoke" / "curves.png")  # each training run draws its own
+
+
+def test_report_of_an_empty_folder_exits_2(tmp_path):
+    result = run_cli([str(tmp_path)], tmp_path, module="seqrec_cli.report")
+    assert result.returncode == 2 and "No runs found" in result.stderr and "Traceback" not in result.stderr
