@@ -14,8 +14,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def run_cli(args: list[str], cwd: Path, module: str = "seqrec_cli.train", timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m seqrec_cli.train ARGS` in `cwd`, with a private data cache."""
-    env = {**os.environ, "SEQREC_CACHE_DIR": str(cwd / ".cache"), "PYTHONUNBUFFERED": "1"}
+    """`python -m seqrec_cli.train ARGS` in `cwd`, with a private data cache and download folder."""
+    env = {
+        **os.environ,
+        "SEQREC_CACHE_DIR": str(cwd / ".cache"),
+        "SEQREC_DATA_DIR": str(cwd / ".data"),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

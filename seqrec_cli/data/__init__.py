@@ -70,8 +70,9 @@ def load(cfg: DatasetConfig) -> tuple[SequenceSplits, dict]:
     """Splits for `cfg` (leave-one-out or temporal) and a summary of every count along the way."""
     inter, summary = load_interactions(cfg)
     if inter.n_users < 2:
+        only = inter.user_ids[0]
         raise UserError(
-            f"Only one user ({inter.user_ids[0]!r}) is left in {summary.get('source', cfg.name)} after "
+            f"Only one user ({getattr(only, 'item', lambda: only)()!r}) is left in {summary.get('source', cfg.name)} after "
             "preprocessing: sequential recommendation needs the histories of several users."
         )
     splits = split(inter, cfg.split)

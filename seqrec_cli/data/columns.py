@@ -59,7 +59,7 @@ def ids(col: pd.Series, where: str, name: str, id_type: str = "auto") -> np.ndar
 
 def _integer_values(text: np.ndarray) -> np.ndarray:
     """float64 value of each string that is an integer, NaN for the rest (distinct values only)."""
-    numbers = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    numbers = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64, copy=True)
     numbers[numbers != np.floor(numbers)] = np.nan
     return numbers
 

@@ -13,8 +13,8 @@ before the validation cut, so no event after it is ever trained on, for any user
 validation target is their first event in [valid cut, test cut), with everything before the
 validation cut as input; their test target is their first event at or after the test cut, with
 everything before the test cut as input (validation-period events included, as leave-one-out's
-test input includes the validation item). Later events after a cut are neither trained on nor
-targets (their number is in the summary). A user needs at least one event before a cut to be
+test input includes the validation item). Other events after a cut are not targets (the summary
+counts them); those between the cuts still serve as test input, those after the test cut are unused. A user needs at least one event before a cut to be
 evaluated there (a model cannot rank from an empty history); such cold users are counted.
 """
 
@@ -134,8 +134,8 @@ def temporal(data: Interactions, valid_cut: float, test_cut: float) -> SequenceS
         "test_cut": test_cut,
         "cold_valid_users": int((has_valid & (before_valid == 0)).sum()),
         "cold_test_users": int((has_test & (before_test == 0)).sum()),
-        "unused_after_valid_cut": int((before_test - before_valid).sum() - len(valid_users)),
-        "unused_after_test_cut": int((ends - test_visible_end).sum() - len(test_users)),
+        "non_target_events_in_valid_period": int((before_test - before_valid).sum() - len(valid_users)),
+        "non_target_events_in_test_period": int((ends - test_visible_end).sum() - len(test_users)),
     }
     return SequenceSplits(
         data=data,
