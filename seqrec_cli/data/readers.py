@@ -51,6 +51,11 @@ def require_file(path: Path) -> Path:
         raise UserError(f"Dataset path {path} is a folder; point dataset.path at the data file in it.")
     if not path.is_file():
         raise UserError(f"Dataset file not found: {path}.")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise UserError(f"Cannot open the dataset file {path} ({exc.strerror or exc}).") from None
     return path
 
 
@@ -156,6 +161,10 @@ def read_delimited(
         raise UserError(f"Dataset file {path} is empty.") from None
     except UnicodeDecodeError as exc:
         raise _not_text(path, encoding, exc) from None
+    except ImportError as exc:  # e.g. zstd without the zstandard package
+        raise UserError(f"Could not read the {method}-compressed file {path}: {exc}.") from None
+    except LookupError:
+        raise UserError(f"Unknown text encoding dataset.encoding={encoding!r}.") from None
     except _DAMAGED as exc:
         raise UserError(f"Could not read {path}: its {method or 'file'} data is damaged or truncated ({exc}).") from None
     except (pd.errors.ParserError, ValueError) as exc:
