@@ -7,6 +7,7 @@ from `$SEQREC_DATA_DIR/<name>/`, downloading it there first when it is not yet p
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,8 @@ import pandas as pd
 from seqrec_cli.config import DatasetConfig
 from seqrec_cli.data import columns, downloads, readers
 from seqrec_cli.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,9 @@ def titles(cfg: DatasetConfig) -> Optional[dict]:
     for encoding in layout.movies_encodings:
         try:
             df = readers.read_delimited(movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding)
-            break
-        except UserError:
-            continue
-    else:
-        return None
-    ids = columns.ids(df[id_col], str(movies), id_col, cfg.id_type)
-    return dict(zip(ids.tolist(), df[title_col].astype(str).tolist()))
+            ids = columns.ids(df[id_col], str(movies), id_col, cfg.id_type)
+            return dict(zip(ids.tolist(), df[title_col].astype(str).tolist()))
+        except UserError as exc:  # titles are a nicety: never stop a run over them
+            problem = exc
+    log.warning("No item titles for %s: %s", cfg.name, problem)
+    return None

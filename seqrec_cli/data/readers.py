@@ -15,8 +15,9 @@ import lzma
 import re
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -132,13 +133,14 @@ def read_delimited(
     if parquet:
         raise UserError(f"{path} is a Parquet file: set dataset.format=parquet (or auto) to read it.")
     source: object = path
+    configured_sep = sep
     kwargs: dict = {"compression": method, "encoding": encoding or "utf-8"}
     if len(sep) > 1 and sep != r"\s+":
         # Rewrite a literal multi-character separator (MovieLens' `::`) to one byte for the C parser.
         text = decode(read_bytes(path), path, encoding)
         source = io.StringIO(text.replace(sep, _UNIT_SEPARATOR))
         sep, kwargs = _UNIT_SEPARATOR, {}
-    try:
+    with _parsing(path, configured_sep, method, encoding):
         found = _header(source, sep, header, kwargs)
         missing = [c for c in wanted if c not in found]
         if missing:
@@ -155,6 +157,16 @@ def read_delimited(
             positions = sorted({int(c) for c in wanted})
             df = pd.read_csv(source, sep=sep, header=None, usecols=positions, dtype=dtype or None, engine="c", **kwargs)
             df.columns = [str(c) for c in df.columns]
+    if len(df) == 0:
+        raise UserError(f"Dataset file {path} has a header but no rows." if header else f"Dataset file {path} is empty.")
+    return df
+
+
+@contextmanager
+def _parsing(path: Path, sep: str, method: Optional[str], encoding: Optional[str]) -> Iterator[None]:
+    """Turn pandas' and the decompressors' exceptions into one sentence about `path`."""
+    try:
+        yield
     except UserError:
         raise
     except pd.errors.EmptyDataError:
@@ -168,13 +180,17 @@ def read_delimited(
     except _DAMAGED as exc:
         raise UserError(f"Could not read {path}: its {method or 'file'} data is damaged or truncated ({exc}).") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        shown = "whitespace" if sep == r"\s+" else "::" if sep == _UNIT_SEPARATOR else sep
+        shown = "whitespace" if sep == r"\s+" else sep
         raise UserError(
             f"Could not parse {path} as a table with separator {shown!r}: {str(exc).splitlines()[0]}."
         ) from None
-    if len(df) == 0:
-        raise UserError(f"Dataset file {path} has a header but no rows." if header else f"Dataset file {path} is empty.")
-    return df
+
+
+def header_names(path: Path, sep: str, encoding: Optional[str]) -> list[str]:
+    """The names in the first line of a delimited file (compressed or not), reading nothing more."""
+    method, _ = sniff(require_file(path))
+    with _parsing(path, sep, method, encoding):
+        return _header(path, sep, True, {"compression": method, "encoding": encoding or "utf-8"})
 
 
 def _header(source: object, sep: str, header: bool, kwargs: dict) -> list[str]:
@@ -265,10 +281,7 @@ def read_atomic(
     Columns are named without their `:type`; `token` ids keep the id rules of every other reader.
     """
     path = atomic_file(path)
-    first = decode(read_bytes(path).split(b"\n", 1)[0], path, encoding).rstrip("\r")
-    if not first.strip():
-        raise UserError(f"Dataset file {path} is empty.")
-    fields = first.split("\t")
+    fields = header_names(path, "\t", encoding)
     untyped = [f for f in fields if ":" not in f]
     if untyped:
         raise UserError(
