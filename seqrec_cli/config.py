@@ -19,7 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqrec_cli.errors import UserError
 
-DATA_SOURCES = ("bundled", "csv", "synthetic")
+DATA_SOURCES = ("bundled", "movielens", "csv", "atomic", "sequences", "pairs", "synthetic")
+MOVIELENS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small")
+TABLE_FORMATS = ("auto", "csv", "parquet")
+ID_TYPES = ("auto", "int", "str")
+DEDUP = ("all", "first", "last")
+SPLITS = ("leave_one_out", "temporal")
 ENCODERS = ("attention", "gru", "lstm")
 LOSSES = ("ce",)
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -43,21 +48,61 @@ class SyntheticConfig:
 
 
 @dataclass
+class SplitConfig:
+    """How each user's history is cut into training, validation and test.
+
+    `leave_one_out`: the last event is the test target, the one before it the validation target.
+    `temporal`: two global instants (a timestamp, or the time at a quantile of all events) cut
+    every history at the same moment, so nothing after the validation cut is trained on; each
+    user's first event after a cut is that split's target (see docs/ARCHITECTURE.md).
+    """
+
+    kind: str = "leave_one_out"
+    valid_quantile: float = 0.8
+    test_quantile: float = 0.9
+    # Explicit cut instants in the units of the time column; they override the quantiles.
+    valid_time: Optional[float] = None
+    test_time: Optional[float] = None
+
+
+@dataclass
 class DatasetConfig:
     name: str = "ml-latest-small"
+    # Reader: bundled / movielens (named MovieLens sets), csv (CSV, TSV, Parquet), atomic
+    # (RecBole .inter), sequences (`user item item ...`), pairs (`user item`), synthetic.
     source: str = "bundled"
+    # A local file or folder; for named datasets null means the bundled copy or a download.
     path: Optional[str] = None
+    # csv: auto (Parquet by content or extension, else delimited text), csv or parquet.
+    format: str = "auto"
     user_col: str = "userId"
     item_col: str = "movieId"
     # Without a time column the file order is the time order.
     time_col: Optional[str] = "timestamp"
+    # A character or string; `\t` / `tab`, `space` and `whitespace` are understood too.
     sep: str = ","
     header: bool = True
+    # Text encoding of delimited files (null = UTF-8); MovieLens metadata picks its own.
+    encoding: Optional[str] = None
+    # auto: integers when every id is one, text when none is, an error when they are mixed;
+    # int / str force one reading (str keeps leading zeros: "007" stays "007").
+    id_type: str = "auto"
     rating_col: Optional[str] = None
+    # Keep only events rated at least this (positive feedback); null keeps every event.
     min_rating: Optional[float] = None
+    # Repeated (user, item) events: all (keep every one), first or last (in time order).
+    dedup: str = "all"
+    # Keep only each user's most recent N events (applied before the k-core); null = no cap.
+    max_history: Optional[int] = None
     min_user_count: int = 5
     min_item_count: int = 5
-    # Where processed splits are cached; default $SEQREC_CACHE_DIR or ~/.cache/seqrec_cli.
+    split: SplitConfig = field(default_factory=SplitConfig)
+    # Where named datasets are downloaded; default $SEQREC_DATA_DIR or ~/.cache/seqrec_cli/datasets.
+    data_dir: Optional[str] = None
+    # Override a named dataset's download address / SHA-256 (a mirror, or to pin a checksum).
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    # Where processed interactions are cached; default $SEQREC_CACHE_DIR or ~/.cache/seqrec_cli.
     cache_dir: Optional[str] = None
     use_cache: bool = True
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -277,11 +322,7 @@ def metric_names(ks: List[int]) -> List[str]:
 def validate(cfg: TrainConfig) -> None:
     """Reject values that are well-typed but impossible, naming the key and what is allowed."""
     d, m, e, o, t, ev = cfg.dataset, cfg.model, cfg.encoder, cfg.optimizer, cfg.trainer, cfg.eval
-    _choice("dataset.source", d.source, DATA_SOURCES)
-    if d.source == "csv":
-        _require(bool(d.path), "dataset.path", d.path, "a path to a CSV file when dataset.source=csv")
-    _require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
-    _require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
+    validate_dataset(d)
     s = d.synthetic
     _require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
     _require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
@@ -367,3 +408,61 @@ def validate_recommend(cfg: RecommendAppConfig) -> None:
     _choice("on_unknown", cfg.on_unknown, ("error", "skip"))
     if not (cfg.users or cfg.users_file or cfg.history):
         raise UserError("Say whom to recommend for: users=[...], users_file=<file> or history=[...] (original ids).")
+
+
+def validate_dataset(d: DatasetConfig) -> None:
+    """The dataset part of `validate`: reader choice, the options it needs, preprocessing values."""
+    _choice("dataset.source", d.source, DATA_SOURCES)
+    if d.source in ("csv", "atomic", "sequences", "pairs"):
+        _require(bool(d.path), "dataset.path", d.path, f"a file (or folder) to read when dataset.source={d.source}")
+    if d.source in ("movielens", "bundled"):
+        _choice("dataset.name", d.name, MOVIELENS)
+    _choice("dataset.format", d.format, TABLE_FORMATS)
+    _choice("dataset.id_type", d.id_type, ID_TYPES)
+    _choice("dataset.dedup", d.dedup, DEDUP)
+    _require(len(d.sep) > 0, "dataset.sep", d.sep, "a non-empty separator")
+    if d.min_rating is not None and d.source in ("csv", "atomic"):
+        _require(
+            bool(d.rating_col), "dataset.rating_col", d.rating_col,
+            "the column holding ratings, since dataset.min_rating is set",
+        )
+    if d.min_rating is not None:
+        _require(
+            d.source not in ("sequences", "pairs", "synthetic"), "dataset.min_rating", d.min_rating,
+            f"null: dataset.source={d.source} has no ratings",
+        )
+    _require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
+    _require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
+    _require(
+        d.max_history is None or d.max_history >= 1, "dataset.max_history", d.max_history,
+        "null or an integer >= 1",
+    )
+    if d.sha256 is not None:
+        digest = d.sha256.strip().lower()
+        _require(
+            len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "dataset.sha256",
+            d.sha256, "null or 64 hexadecimal digits",
+        )
+    sp = d.split
+    _choice("dataset.split.kind", sp.kind, SPLITS)
+    if sp.kind == "temporal":
+        for key in ("valid_quantile", "test_quantile"):
+            value = getattr(sp, key)
+            _require(0.0 < value < 1.0, f"dataset.split.{key}", value, "a number strictly between 0 and 1")
+        if sp.valid_time is None and sp.test_time is None:
+            _require(
+                sp.valid_quantile < sp.test_quantile, "dataset.split.valid_quantile", sp.valid_quantile,
+                f"a number below dataset.split.test_quantile ({sp.test_quantile})",
+            )
+        if sp.valid_time is not None and sp.test_time is not None:
+            _require(
+                sp.valid_time < sp.test_time, "dataset.split.valid_time", sp.valid_time,
+                f"a time before dataset.split.test_time ({sp.test_time})",
+            )
+        has_times = d.source in ("bundled", "movielens", "synthetic") or (
+            d.source in ("csv", "atomic") and bool(d.time_col)
+        )
+        _require(
+            has_times, "dataset.split.kind", sp.kind,
+            "leave_one_out: a temporal split needs timestamps (dataset.time_col), and this dataset has none",
+        )

@@ -16,9 +16,15 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def run_cli(
     args: list[str], cwd: Path, module: str = "seqrec_cli.train", timeout: int = 300, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """`python -m seqrec_cli.train ARGS` (or another `module`) in `cwd`, with a private data cache;
-    `env` adds or replaces environment variables."""
-    env = {**os.environ, "SEQREC_CACHE_DIR": str(cwd / ".cache"), "PYTHONUNBUFFERED": "1", **(env or {})}
+    """`python -m seqrec_cli.train ARGS` (or another `module`) in `cwd`, with a private data cache
+    and download folder; `env` adds or replaces environment variables."""
+    env = {
+        **os.environ,
+        "SEQREC_CACHE_DIR": str(cwd / ".cache"),
+        "SEQREC_DATA_DIR": str(cwd / ".data"),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

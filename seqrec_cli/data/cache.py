@@ -24,7 +24,7 @@ from seqrec_cli.errors import UserError
 log = logging.getLogger(__name__)
 
 # Bump when the processed format or the preprocessing rules change.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -65,15 +65,29 @@ def load(path: Path) -> Optional[tuple[Interactions, dict]]:
     return inter, summary
 
 
+def check_writable(cache_dir: Path) -> None:
+    """Fail before the expensive work, not after it, when the cache cannot be written."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".write-test-").close()
+    except OSError as exc:
+        raise _not_writable(cache_dir, exc) from None
+
+
+def _not_writable(cache_dir: Path, exc: OSError) -> UserError:
+    return UserError(
+        f"Cannot write the data cache in {cache_dir} ({exc.strerror or exc}): set dataset.cache_dir "
+        "(or $SEQREC_CACHE_DIR) to a writable folder, or dataset.use_cache=false."
+    )
+
+
 def save(path: Path, inter: Interactions, summary: dict) -> None:
+    """Write atomically: a temporary file in the same folder, renamed when complete."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     except OSError as exc:
-        raise UserError(
-            f"Cannot write the data cache in {path.parent} ({exc.strerror}): set "
-            "dataset.cache_dir (or $SEQREC_CACHE_DIR) to a writable folder, or dataset.use_cache=false."
-        ) from None
+        raise _not_writable(path.parent, exc) from None
     arrays = {
         "offsets": inter.offsets,
         "items": inter.items,
@@ -87,9 +101,10 @@ def save(path: Path, inter: Interactions, summary: dict) -> None:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        raise _not_writable(path.parent, exc) from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _storable(ids: np.ndarray) -> np.ndarray:

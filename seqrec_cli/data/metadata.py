@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-import pandas as pd
-
 from seqrec_cli.config import DatasetConfig
-from seqrec_cli.data.sources import bundled_path
+from seqrec_cli.data import movielens
 
 
 def item_titles(cfg: DatasetConfig) -> Optional[dict]:
-    """Original item id -> title, or None when the dataset carries no titles."""
-    if cfg.source == "bundled" and cfg.name == "ml-latest-small":
-        movies = pd.read_csv(bundled_path(cfg.name).with_name("movies.csv.gz"))
-        return dict(zip(movies["movieId"].astype("int64"), movies["title"].astype(str)))
+    """Original item id -> title, or None when the dataset carries no titles.
+
+    MovieLens releases (bundled, downloaded, or at dataset.path) have them: `u.item` (latin-1,
+    `|`-separated) for ml-100k, `movies.dat` (`::`) for ml-1m / ml-10m, `movies.csv` for the rest.
+    Never downloads: titles are read from wherever the ratings were found.
+    """
+    if cfg.source in ("bundled", "movielens"):
+        return movielens.titles(cfg)
     return None

@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Benchmarks for seqrec_cli, one subcommand each: `python scripts/benchmark.py data [...]`.
+
+Measure here, never with timing asserts in tests. Each subcommand is a pair of functions, `add_X`
+(its argparse options) and `run_X` (the work, returning an exit code), listed in `SUBCOMMANDS`;
+add `speed`, `quality`, `peer`, ... the same way.
+
+`data`: generate an ML-20M-sized CSV (20,000,000 ratings, ~140k users, ~27k items, rows shuffled
+so the file order helps nothing), then time file -> processed cache -> splits in a fresh process
+(peak RSS of that process included), and a cached reload in another fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+def add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=20_000_000, help="interactions to generate")
+    parser.add_argument("--users", type=int, default=140_000)
+    parser.add_argument("--items", type=int, default=27_000)
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="keep the generated CSV (and reuse it) here; default: a temporary folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-count", type=int, default=5, help="dataset.min_user_count and min_item_count")
+    parser.add_argument("--dedup", default="all", choices=("all", "first", "last"))
+    parser.add_argument("--split", default="leave_one_out", choices=("leave_one_out", "temporal"))
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="budget for file -> cached splits")
+    parser.add_argument("--max-rss-gb", type=float, default=3.0, help="budget for peak resident memory")
+
+
+def generate_csv(path: Path, rows: int, users: int, items: int, seed: int) -> None:
+    """An ML-20M-like ratings file: log-normal history lengths, Zipf item popularity, random times."""
+    rng = np.random.default_rng(seed)
+    weight = rng.lognormal(0.0, 1.2, users)
+    lengths = np.maximum(1, np.round(weight / weight.sum() * rows)).astype(np.int64)
+    lengths[np.argmax(lengths)] += rows - lengths.sum()
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.9
+    popularity /= popularity.sum()
+    perm = rng.permutation(rows)
+    frame = pd.DataFrame({
+        "userId": np.repeat(np.arange(1, users + 1), lengths)[perm],
+        "movieId": (rng.choice(items, size=rows, p=popularity) + 1)[perm],
+        "rating": (rng.integers(1, 11, size=rows) / 2)[perm],
+        "timestamp": rng.integers(800_000_000, 1_500_000_000, size=rows)[perm],
+    })
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False, chunksize=1_000_000)
+    os.replace(tmp, path)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. On Linux VmHWM belongs to the address space, so it
+    starts afresh in a spawned child; ru_maxrss would carry over the parent's peak across exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load_in_child(settings: dict, queue: mp.Queue) -> None:
+    """Runs in a fresh process so its peak RSS is the pipeline's alone."""
+    from seqrec_cli.config import DatasetConfig, SplitConfig
+    from seqrec_cli.data import load
+
+    split = SplitConfig(kind=settings.pop("split"))
+    started = time.perf_counter()
+    splits, summary = load(DatasetConfig(**settings, split=split))
+    seconds = time.perf_counter() - started
+    queue.put({
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "cache_hit": summary["cache"]["hit"],
+        "users": summary["users"], "items": summary["items"], "interactions": summary["interactions"],
+        "read_seconds": summary.get("read_seconds"), "steps": summary.get("steps"),
+        "valid_users": len(splits.valid),
+    })
+
+
+def _timed_load(settings: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_load_in_child, args=(dict(settings), queue))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"the data pipeline failed in its process (exit code {proc.exitcode})")
+    return queue.get()
+
+
+def run_data(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="seqrec-bench-") as scratch:
+        folder = args.dir or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        csv = folder / f"ratings-{args.rows}-{args.users}-{args.items}-{args.seed}.csv"
+        if not csv.is_file():
+            started = time.perf_counter()
+            generate_csv(csv, args.rows, args.users, args.items, args.seed)
+            print(f"generated {csv} ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
+        else:
+            print(f"reusing {csv}")
+        settings = dict(
+            name="benchmark", source="csv", path=str(csv), user_col="userId", item_col="movieId",
+            time_col="timestamp", min_user_count=args.min_count, min_item_count=args.min_count,
+            dedup=args.dedup, split=args.split, cache_dir=str(Path(scratch) / "cache"),
+        )
+        cold = _timed_load(settings)
+        warm = _timed_load(settings)
+    assert not cold["cache_hit"] and warm["cache_hit"]
+    report = {
+        "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+                   f"numpy {np.__version__}, pandas {pd.__version__})",
+        "rows": args.rows,
+        "users": cold["users"], "items": cold["items"], "interactions": cold["interactions"],
+        "file_to_cached_splits_s": round(cold["seconds"], 2),
+        "of_which_read_s": cold["read_seconds"],
+        "peak_rss_gb": round(cold["peak_rss_mb"] / 1024, 2),
+        "cached_reload_s": round(warm["seconds"], 2),
+        "reload_peak_rss_gb": round(warm["peak_rss_mb"] / 1024, 2),
+    }
+    print(json.dumps(report, indent=2))
+    ok = report["file_to_cached_splits_s"] <= args.max_seconds and report["peak_rss_gb"] <= args.max_rss_gb
+    print(f"{'within' if ok else 'OVER'} budget: <= {args.max_seconds:g} s and <= {args.max_rss_gb:g} GB peak RSS")
+    return 0 if ok else 1
+
+
+# ------------------------------------------------------------------------------------ driver
+
+SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
+    "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add, run, help_text) in SUBCOMMANDS.items():
+        add(sub.add_parser(name, help=help_text, description=help_text))
+        sub.choices[name].set_defaults(run=run)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
