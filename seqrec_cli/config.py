@@ -203,64 +203,10 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
-@dataclass
-class EvalDataConfig:
-    """Another interaction file to evaluate on, read and filtered like the run's own data.
-
-    Null fields keep the run's own reader settings (columns, separator).
-    """
-
-    path: Optional[str] = None
-    user_col: Optional[str] = None
-    item_col: Optional[str] = None
-    time_col: Optional[str] = None
-    sep: Optional[str] = None
-
-
-@dataclass
-class EvalAppConfig:
-    """`seqrec-eval`: re-evaluate a finished run's best checkpoint."""
-
-    run: Optional[str] = None
-    split: str = "test"
-    # Cut-offs for HR/NDCG; null = the run's eval.ks.
-    k: Optional[List[int]] = None
-    # null = the run's eval.mask_history.
-    mask_history: Optional[bool] = None
-    data: EvalDataConfig = field(default_factory=EvalDataConfig)
-    # Where the JSON goes; null = <run>/eval_<split>.json (eval_<split>_<file stem>.json with data.path).
-    out: Optional[str] = None
-    device: str = "auto"
-    # null = the run's trainer.eval_batch_size.
-    batch_size: Optional[int] = None
-
-
-@dataclass
-class RecommendAppConfig:
-    """`seqrec-recommend`: top-K unseen items per user (or per ad-hoc history), in original ids."""
-
-    run: Optional[str] = None
-    users: List[str] = field(default_factory=list)
-    # A text file with one original user id per line (the first comma-separated field is read).
-    users_file: Optional[str] = None
-    # An ad-hoc history in original item ids, oldest first.
-    history: List[str] = field(default_factory=list)
-    k: int = 10
-    exclude_seen: bool = True
-    # `error`: stop at the first unknown user/item id; `skip`: warn and go on without it.
-    on_unknown: str = "error"
-    # A CSV file to write; null = print the table only.
-    out: Optional[str] = None
-    device: str = "auto"
-    batch_size: int = 256
-
-
 def register_schemas() -> None:
     """Make the schemas known to Hydra so `conf/train.yaml` can build on `train_schema`."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="eval_schema", node=EvalAppConfig)
-    cs.store(name="recommend_schema", node=RecommendAppConfig)
 
 
 def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
@@ -292,13 +238,13 @@ def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
     return unknown
 
 
-def _require(condition: bool, key: str, value: Any, expected: str) -> None:
+def require(condition: bool, key: str, value: Any, expected: str) -> None:
     if not condition:
         raise UserError(f"Invalid config value {key}={value!r}: expected {expected}.")
 
 
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    _require(value in allowed, key, value, "one of " + ", ".join(allowed))
+def require_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    require(value in allowed, key, value, "one of " + ", ".join(allowed))
 
 
 def flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -324,145 +270,117 @@ def validate(cfg: TrainConfig) -> None:
     d, m, e, o, t, ev = cfg.dataset, cfg.model, cfg.encoder, cfg.optimizer, cfg.trainer, cfg.eval
     validate_dataset(d)
     s = d.synthetic
-    _require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
-    _require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
-    _require(s.min_length >= 3, "dataset.synthetic.min_length", s.min_length, "an integer >= 3")
-    _require(
+    require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
+    require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
+    require(s.min_length >= 3, "dataset.synthetic.min_length", s.min_length, "an integer >= 3")
+    require(
         s.mean_length >= s.min_length, "dataset.synthetic.mean_length", s.mean_length,
         f"an integer >= dataset.synthetic.min_length ({s.min_length})",
     )
-    _require(
+    require(
         0.0 <= s.sequential_strength <= 1.0, "dataset.synthetic.sequential_strength",
         s.sequential_strength, "a number in [0, 1]",
     )
-    _require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "an integer > 0")
-    _require(m.max_len > 0, "model.max_len", m.max_len, "an integer > 0")
-    _require(m.init_std > 0, "model.init_std", m.init_std, "a number > 0")
-    _choice("encoder.name", e.name, ENCODERS)
-    _require(e.num_layers > 0, "encoder.num_layers", e.num_layers, "an integer > 0")
-    _require(e.num_heads > 0, "encoder.num_heads", e.num_heads, "an integer > 0")
+    require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "an integer > 0")
+    require(m.max_len > 0, "model.max_len", m.max_len, "an integer > 0")
+    require(m.init_std > 0, "model.init_std", m.init_std, "a number > 0")
+    require_choice("encoder.name", e.name, ENCODERS)
+    require(e.num_layers > 0, "encoder.num_layers", e.num_layers, "an integer > 0")
+    require(e.num_heads > 0, "encoder.num_heads", e.num_heads, "an integer > 0")
     if e.name == "attention":
-        _require(
+        require(
             m.embedding_dim % e.num_heads == 0, "encoder.num_heads", e.num_heads,
             f"a divisor of model.embedding_dim ({m.embedding_dim})",
         )
     for key in ("hidden_size", "ffn_size"):
         value = getattr(e, key)
-        _require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
-    _require(0.0 <= e.dropout < 1.0, "encoder.dropout", e.dropout, "a number in [0, 1)")
-    _choice("loss.name", cfg.loss.name, LOSSES)
-    _choice("optimizer.name", o.name, OPTIMIZERS)
-    _require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", o.lr, "a finite number > 0")
-    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
-    _require(
+        require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
+    require(0.0 <= e.dropout < 1.0, "encoder.dropout", e.dropout, "a number in [0, 1)")
+    require_choice("loss.name", cfg.loss.name, LOSSES)
+    require_choice("optimizer.name", o.name, OPTIMIZERS)
+    require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", o.lr, "a finite number > 0")
+    require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
+    require(
         len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optimizer.betas", o.betas,
         "two numbers in [0, 1)",
     )
-    _require(o.momentum >= 0, "optimizer.momentum", o.momentum, "a number >= 0")
-    _require(t.max_epochs > 0, "trainer.max_epochs", t.max_epochs, "an integer > 0")
-    _require(t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0")
-    _require(t.eval_every > 0, "trainer.eval_every", t.eval_every, "an integer > 0")
-    _require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "an integer > 0")
-    _require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "an integer > 0")
-    _require(
+    require(o.momentum >= 0, "optimizer.momentum", o.momentum, "a number >= 0")
+    require(t.max_epochs > 0, "trainer.max_epochs", t.max_epochs, "an integer > 0")
+    require(t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0")
+    require(t.eval_every > 0, "trainer.eval_every", t.eval_every, "an integer > 0")
+    require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "an integer > 0")
+    require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "an integer > 0")
+    require(
         t.num_threads is None or t.num_threads > 0, "trainer.num_threads", t.num_threads,
         "null or an integer > 0",
     )
-    _require(
+    require(
         t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm",
         t.grad_clip_norm, "null or a number > 0",
     )
     device_ok = t.device in ("auto", "cpu", "cuda", "mps") or (
         t.device.startswith("cuda:") and t.device[5:].isdigit()
     )
-    _require(device_ok, "trainer.device", t.device, "one of auto, cpu, cuda, cuda:N, mps")
-    _require(len(ev.ks) > 0 and all(k > 0 for k in ev.ks), "eval.ks", ev.ks, "a list of integers > 0")
+    require(device_ok, "trainer.device", t.device, "one of auto, cpu, cuda, cuda:N, mps")
+    require(len(ev.ks) > 0 and all(k > 0 for k in ev.ks), "eval.ks", ev.ks, "a list of integers > 0")
     allowed = metric_names(ev.ks)
-    _require(t.monitor in allowed, "trainer.monitor", t.monitor, "one of " + ", ".join(allowed))
-    _choice("logger.name", cfg.logger.name, LOGGERS)
-
-
-def to_app_config(cfg: DictConfig, schema: type) -> Any:
-    """Hydra's composed config of a non-training command as its plain dataclass (`schema`)."""
-    merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
-    return OmegaConf.to_object(merged)
-
-
-def _require_run(run: Optional[str], command: str) -> None:
-    if not run:
-        raise UserError(f"Name the run directory: {command} run=outputs/<date>/<time>.")
-
-
-def validate_eval(cfg: EvalAppConfig) -> None:
-    _require_run(cfg.run, "seqrec-eval")
-    _choice("split", cfg.split, ("valid", "test"))
-    if cfg.k is not None:
-        _require(len(cfg.k) > 0 and all(k > 0 for k in cfg.k), "k", cfg.k, "a list of integers > 0")
-    _require(cfg.batch_size is None or cfg.batch_size > 0, "batch_size", cfg.batch_size, "null or an integer > 0")
-
-
-def validate_recommend(cfg: RecommendAppConfig) -> None:
-    _require_run(cfg.run, "seqrec-recommend")
-    _require(cfg.k > 0, "k", cfg.k, "an integer > 0")
-    _require(cfg.batch_size > 0, "batch_size", cfg.batch_size, "an integer > 0")
-    _choice("on_unknown", cfg.on_unknown, ("error", "skip"))
-    if not (cfg.users or cfg.users_file or cfg.history):
-        raise UserError("Say whom to recommend for: users=[...], users_file=<file> or history=[...] (original ids).")
+    require(t.monitor in allowed, "trainer.monitor", t.monitor, "one of " + ", ".join(allowed))
+    require_choice("logger.name", cfg.logger.name, LOGGERS)
 
 
 def validate_dataset(d: DatasetConfig) -> None:
     """The dataset part of `validate`: reader choice, the options it needs, preprocessing values."""
-    _choice("dataset.source", d.source, DATA_SOURCES)
+    require_choice("dataset.source", d.source, DATA_SOURCES)
     if d.source in ("csv", "atomic", "sequences", "pairs"):
-        _require(bool(d.path), "dataset.path", d.path, f"a file (or folder) to read when dataset.source={d.source}")
+        require(bool(d.path), "dataset.path", d.path, f"a file (or folder) to read when dataset.source={d.source}")
     if d.source in ("movielens", "bundled"):
-        _choice("dataset.name", d.name, MOVIELENS)
-    _choice("dataset.format", d.format, TABLE_FORMATS)
-    _choice("dataset.id_type", d.id_type, ID_TYPES)
-    _choice("dataset.dedup", d.dedup, DEDUP)
-    _require(len(d.sep) > 0, "dataset.sep", d.sep, "a non-empty separator")
+        require_choice("dataset.name", d.name, MOVIELENS)
+    require_choice("dataset.format", d.format, TABLE_FORMATS)
+    require_choice("dataset.id_type", d.id_type, ID_TYPES)
+    require_choice("dataset.dedup", d.dedup, DEDUP)
+    require(len(d.sep) > 0, "dataset.sep", d.sep, "a non-empty separator")
     if d.min_rating is not None and d.source in ("csv", "atomic"):
-        _require(
+        require(
             bool(d.rating_col), "dataset.rating_col", d.rating_col,
             "the column holding ratings, since dataset.min_rating is set",
         )
     if d.min_rating is not None:
-        _require(
+        require(
             d.source not in ("sequences", "pairs", "synthetic"), "dataset.min_rating", d.min_rating,
             f"null: dataset.source={d.source} has no ratings",
         )
-    _require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
-    _require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
-    _require(
+    require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
+    require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
+    require(
         d.max_history is None or d.max_history >= 1, "dataset.max_history", d.max_history,
         "null or an integer >= 1",
     )
     if d.sha256 is not None:
         digest = d.sha256.strip().lower()
-        _require(
+        require(
             len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "dataset.sha256",
             d.sha256, "null or 64 hexadecimal digits",
         )
     sp = d.split
-    _choice("dataset.split.kind", sp.kind, SPLITS)
+    require_choice("dataset.split.kind", sp.kind, SPLITS)
     if sp.kind == "temporal":
         for key in ("valid_quantile", "test_quantile"):
             value = getattr(sp, key)
-            _require(0.0 < value < 1.0, f"dataset.split.{key}", value, "a number strictly between 0 and 1")
+            require(0.0 < value < 1.0, f"dataset.split.{key}", value, "a number strictly between 0 and 1")
         if sp.valid_time is None and sp.test_time is None:
-            _require(
+            require(
                 sp.valid_quantile < sp.test_quantile, "dataset.split.valid_quantile", sp.valid_quantile,
                 f"a number below dataset.split.test_quantile ({sp.test_quantile})",
             )
         if sp.valid_time is not None and sp.test_time is not None:
-            _require(
+            require(
                 sp.valid_time < sp.test_time, "dataset.split.valid_time", sp.valid_time,
                 f"a time before dataset.split.test_time ({sp.test_time})",
             )
         has_times = d.source in ("bundled", "movielens", "synthetic") or (
             d.source in ("csv", "atomic") and bool(d.time_col)
         )
-        _require(
+        require(
             has_times, "dataset.split.kind", sp.kind,
             "leave_one_out: a temporal split needs timestamps (dataset.time_col), and this dataset has none",
         )

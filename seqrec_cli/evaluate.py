@@ -17,7 +17,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from seqrec_cli.config import EvalAppConfig, metric_names, register_schemas, to_app_config, validate_eval
+from seqrec_cli.app_config import EvalAppConfig, register_app_schemas, to_app_config, validate_eval
+from seqrec_cli.config import metric_names
 from seqrec_cli.confpath import CONFIG_PATH
 from seqrec_cli.data.sources import describe_source
 from seqrec_cli.errors import UserError
@@ -89,7 +90,7 @@ def output_path(cfg: EvalAppConfig, run_dir: Path) -> Path:
     return run_dir / f"eval_{cfg.split}{suffix}.json"
 
 
-register_schemas()
+register_app_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from seqrec_cli.config import RecommendAppConfig, register_schemas, to_app_config, validate_recommend
+from seqrec_cli.app_config import RecommendAppConfig, register_app_schemas, to_app_config, validate_recommend
 from seqrec_cli.confpath import CONFIG_PATH
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
@@ -146,7 +146,7 @@ def show_recommendations(rows: list[dict[str, Any]], k: int, limit: Optional[int
         log.info("(%d more rows in the CSV file)", len(rows) - limit)
 
 
-register_schemas()
+register_app_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="recommend")
