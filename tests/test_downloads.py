@@ -67,7 +67,7 @@ def test_unknown_checksum_downloads_with_a_logged_note(server, tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="seqrec_cli.data.downloads"):
         fetch("ml-100k", tmp_path, "u.data", url=server.url("/good.zip"), sha256=None)
     assert (tmp_path / "ml-100k" / "u.data").is_file()
-    assert "No SHA-256 is known for ml-100k" in caplog.text and SHA in caplog.text
+    assert "No checksum is known for ml-100k" in caplog.text and SHA in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -108,3 +108,18 @@ def test_data_dir_from_config_then_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQREC_DATA_DIR", str(tmp_path / "env"))
     assert data_dir() == tmp_path / "env"
     assert data_dir(str(tmp_path / "cfg")) == tmp_path / "cfg"
+
+
+def test_publisher_md5_is_checked(server, tmp_path):
+    with pytest.raises(UserError, match="publisher's MD5"):
+        fetch("ml-100k", tmp_path, "u.data", url=server.url("/good.zip"), md5="0" * 32)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "ml-100k" / "u.data").exists()
+    md5 = hashlib.md5(GOOD, usedforsecurity=False).hexdigest()
+    assert (fetch("ml-100k", tmp_path, "u.data", url=server.url("/good.zip"), md5=md5) / "u.data").is_file()
+
+
+def test_registry_carries_the_publisher_digests_for_the_grouplens_archives():
+    from seqrec_cli.data.downloads import REMOTES
+
+    for name in ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m"):
+        assert REMOTES[name].md5 is not None and len(REMOTES[name].md5) == 32

@@ -10,10 +10,8 @@ import pytest
 import torch
 
 from seqrec_cli import report
-from seqrec_cli.config import (
-    DatasetConfig, EncoderConfig, EvalAppConfig, ModelConfig, RecommendAppConfig, SyntheticConfig, TrainConfig,
-    TrainerConfig,
-)
+from seqrec_cli.app_config import EvalAppConfig, RecommendAppConfig
+from seqrec_cli.config import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig, TrainConfig, TrainerConfig
 from seqrec_cli.data import load
 from seqrec_cli.errors import UserError
 from seqrec_cli.evaluate import evaluate_run

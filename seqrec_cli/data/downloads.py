@@ -36,20 +36,26 @@ _GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
 @dataclass(frozen=True)
 class Remote:
-    """Where a dataset comes from. `sha256` is None where no checksum could be verified yet:
-    the download then goes ahead with a logged note giving the digest it got, so it can be pinned
-    (dataset.sha256 or this table)."""
+    """Where a dataset comes from and the digest its publisher gives for it.
+
+    GroupLens publishes an MD5 file next to each archive (no SHA-256), so the table carries those
+    MD5 digests and every download from the default address is checked against them; a
+    `dataset.sha256` is checked as well whenever it is set. With neither known (a user's own URL,
+    or ml-latest-small, whose archive is re-issued with each refresh) the download goes ahead with
+    a logged note giving the SHA-256 it got, so it can be pinned.
+    """
 
     url: str
     sha256: Optional[str] = None
+    md5: Optional[str] = None
 
 
 REMOTES = {
-    "ml-100k": Remote(_GROUPLENS + "ml-100k.zip"),
-    "ml-1m": Remote(_GROUPLENS + "ml-1m.zip"),
-    "ml-10m": Remote(_GROUPLENS + "ml-10m.zip"),
-    "ml-20m": Remote(_GROUPLENS + "ml-20m.zip"),
-    "ml-25m": Remote(_GROUPLENS + "ml-25m.zip"),
+    "ml-100k": Remote(_GROUPLENS + "ml-100k.zip", md5="0e33842e24a9c977be4e0107933c0723"),
+    "ml-1m": Remote(_GROUPLENS + "ml-1m.zip", md5="c4d9eecfca2ab87c1945afe126590906"),
+    "ml-10m": Remote(_GROUPLENS + "ml-10m.zip", md5="ce571fd55effeba0271552578f2648bd"),
+    "ml-20m": Remote(_GROUPLENS + "ml-20m.zip", md5="cd245b17a1ae2cc31bb14903e1204af3"),
+    "ml-25m": Remote(_GROUPLENS + "ml-25m.zip", md5="6b51fb2759a8657d3bfcbfc42b592ada"),
     "ml-latest-small": Remote(_GROUPLENS + "ml-latest-small.zip"),
 }
 
@@ -68,7 +74,9 @@ def data_dir(configured: Optional[str] = None) -> Path:
     return base / "seqrec_cli" / "datasets"
 
 
-def fetch(name: str, root: Path, marker: str, url: Optional[str] = None, sha256: Optional[str] = None) -> Path:
+def fetch(
+    name: str, root: Path, marker: str, url: Optional[str] = None, sha256: Optional[str] = None, md5: Optional[str] = None
+) -> Path:
     """`root/name/`, holding `marker` (the file the reader needs), downloading the archive if absent."""
     dest = root / name
     if (dest / marker).is_file():
@@ -76,6 +84,8 @@ def fetch(name: str, root: Path, marker: str, url: Optional[str] = None, sha256:
     if name not in REMOTES and url is None:
         raise UserError(f"No download address is known for dataset {name!r}: set dataset.url or dataset.path.")
     remote = REMOTES.get(name, Remote(url or ""))
+    # The publisher's digests describe the file at the publisher's address, not a user's URL.
+    expected_md5 = md5 or (remote.md5 if url is None else None)
     url = url or remote.url
     expected = (sha256 or remote.sha256 or "").strip().lower() or None
     hint = (
@@ -92,7 +102,7 @@ def fetch(name: str, root: Path, marker: str, url: Optional[str] = None, sha256:
             f"dataset.data_dir to a writable folder, or {hint}."
         ) from None
     archive = root / f"{name}{_suffix(url)}"
-    download(url, archive, expected, name, hint)
+    download(url, archive, expected, name, hint, md5=expected_md5)
     try:
         unpack(archive, dest, marker)
     finally:
@@ -106,11 +116,12 @@ def _suffix(url: str) -> str:
     return suffix if suffix else ".download"
 
 
-def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str) -> None:
-    """Stream `url` to `dest` atomically, checking its length and (when known) its SHA-256."""
+def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str, md5: Optional[str] = None) -> None:
+    """Stream `url` to `dest` atomically, checking its length and (when known) its SHA-256 / MD5."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}-", suffix=".part")
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
+    md5_digest = hashlib.md5(usedforsecurity=False)
     received = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -125,17 +136,23 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str)
                             break
                         out.write(chunk)
                         digest.update(chunk)
+                        md5_digest.update(chunk)
                         received += len(chunk)
                         progress.advance(task, len(chunk))
         if total is not None and received != total:
             raise _truncated(label, url, received, total, hint)
         got = digest.hexdigest()
-        if sha256 is None:
+        if md5 is not None and md5_digest.hexdigest() != md5.lower():
+            raise UserError(
+                f"The download of {label} from {url} does not match the publisher's MD5 checksum "
+                f"(expected {md5}, got {md5_digest.hexdigest()}), so it was discarded: try again, or {hint}."
+            )
+        if sha256 is None and md5 is None:
             log.warning(
-                "No SHA-256 is known for %s, so the download was not verified; it has SHA-256 %s "
+                "No checksum is known for %s, so the download was not verified; it has SHA-256 %s "
                 "(set dataset.sha256 to pin it).", label, got,
             )
-        elif got != sha256:
+        elif sha256 is not None and got != sha256:
             raise UserError(
                 f"The download of {label} from {url} does not match its SHA-256 checksum (expected "
                 f"{sha256}, got {got}), so it was discarded: try again, or check dataset.sha256."
