@@ -25,6 +25,7 @@ def history_rows(run_dir):
     return rows
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     straight = run_cli([*SMALL, "trainer.max_epochs=4", "hydra.run.dir=straight"], tmp_path)
     assert straight.returncode == 0, straight.stderr
@@ -48,6 +49,7 @@ def test_resume_with_a_different_model_names_the_keys(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_the_run_resumes_to_completion(tmp_path):
     args = ["dataset=synthetic", "dataset.synthetic.n_users=3000", "model.max_len=30", "trainer.max_epochs=8",
             "trainer.patience=100", "trainer.progress=false", "hydra.run.dir=run"]
