@@ -49,7 +49,7 @@ def format_metrics(metrics: Mapping[str, float], keys: Sequence[str]) -> str:
 
 def results_table(title: str, columns: Mapping[str, Mapping[str, float]], keys: Sequence[str]) -> Table:
     """One row per metric, one column per result set (e.g. model vs popularity baseline)."""
-    table = Table(title=title)
+    table = Table(title=title, min_width=len(title) + 4)  # never wrap the title over two lines
     table.add_column("metric")
     for name in columns:
         table.add_column(name, justify="right")
