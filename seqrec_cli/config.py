@@ -26,7 +26,8 @@ ID_TYPES = ("auto", "int", "str")
 DEDUP = ("all", "first", "last")
 SPLITS = ("leave_one_out", "temporal")
 ENCODERS = ("attention", "gru", "lstm")
-LOSSES = ("ce",)
+LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
+NEGATIVE_SAMPLING = ("uniform", "popularity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 METRIC_FAMILIES = ("hr", "ndcg", "mrr")
 LOGGERS = ("none", "mlflow", "tensorboard")
@@ -135,6 +136,15 @@ class EncoderConfig:
 @dataclass
 class LossConfig:
     name: str = "ce"
+    # Sampled losses only: negatives per position (shared by the batch for sampled_softmax).
+    n_negatives: int = 1
+    sampling: str = "uniform"
+    # Popularity sampling draws items with probability proportional to count ** alpha.
+    popularity_alpha: float = 1.0
+    # Sampled softmax: subtract log q(item) from each logit to undo the sampling bias.
+    logq_correction: bool = True
+    # gBCE calibration t in [0, 1] (gSASRec; 0 = plain BCE).
+    gbce_t: float = 0.75
 
 
 @dataclass
@@ -297,6 +307,10 @@ def validate(cfg: TrainConfig) -> None:
         require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
     require(0.0 <= e.dropout < 1.0, "encoder.dropout", e.dropout, "a number in [0, 1)")
     require_choice("loss.name", cfg.loss.name, LOSSES)
+    require(cfg.loss.n_negatives > 0, "loss.n_negatives", cfg.loss.n_negatives, "an integer > 0")
+    require_choice("loss.sampling", cfg.loss.sampling, NEGATIVE_SAMPLING)
+    require(cfg.loss.popularity_alpha >= 0, "loss.popularity_alpha", cfg.loss.popularity_alpha, "a number >= 0")
+    require(0.0 <= cfg.loss.gbce_t <= 1.0, "loss.gbce_t", cfg.loss.gbce_t, "a number in [0, 1]")
     require_choice("optimizer.name", o.name, OPTIMIZERS)
     require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", o.lr, "a finite number > 0")
     require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")

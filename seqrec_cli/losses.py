@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from seqrec_cli.config import LossConfig
 from seqrec_cli.models import SequentialRecommender
+from seqrec_cli.sampled_losses import build_sampled_loss
 
 Loss = Callable[[SequentialRecommender, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -79,6 +81,13 @@ def full_cross_entropy(model: SequentialRecommender, hidden: torch.Tensor, targe
     return chunked_cross_entropy(hidden, model.item_embedding.weight[1:], targets - 1)
 
 
-def build_loss(cfg: LossConfig) -> Loss:
-    losses: dict[str, Loss] = {"ce": full_cross_entropy}
-    return losses[cfg.name]
+def build_loss(cfg: LossConfig, item_counts: Optional[np.ndarray] = None) -> Loss:
+    """The configured loss. Sampled losses need the training item counts (popularity sampling,
+    logQ correction); negatives are drawn from torch's global RNG, so a seeded or resumed run
+    draws the same ones."""
+    if cfg.name == "ce":
+        return full_cross_entropy
+    if item_counts is None:
+        raise ValueError(f"loss {cfg.name!r} needs the training item counts")
+    sampled = build_sampled_loss(cfg, item_counts)
+    return lambda model, hidden, targets: sampled(model.item_embedding.weight, hidden, targets)

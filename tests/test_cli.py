@@ -115,3 +115,10 @@ def test_csv_dataset_trains(tmp_path):
                       "model.embedding_dim=8", "model.max_len=5", "trainer.max_epochs=1", "encoder=gru"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert_complete_run_dir(single_run_dir(tmp_path), epochs=1)
+
+
+def test_sampled_losses_run_through_the_cli(tmp_path):
+    result = run_cli(["-m", "debug=smoke", "trainer.max_epochs=1", "loss=sampled_softmax,bce,gbce,bpr"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob("metrics.json"))
+    assert [json.loads((j / "metrics.json").read_text())["loss"] for j in jobs] == ["sampled_softmax", "bce", "gbce", "bpr"]

@@ -144,6 +144,7 @@ def fit(
 
     model.to(device)
     optimizer = build_optimizer(model, cfg, device)
+    loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"))  # counts of the training part
     use_amp = t.amp and device.type == "cuda"
     step_model: torch.nn.Module = model
     if dist_info.enabled:
@@ -175,7 +176,7 @@ def fit(
         while state.epoch < t.max_epochs:
             epoch = state.epoch + 1
             started = time.perf_counter()
-            train_loss = _train_epoch(step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp)
+            train_loss = _train_epoch(loss_fn, step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp)
             state.train_seconds += time.perf_counter() - started
             state.epoch = epoch
             row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
@@ -217,6 +218,7 @@ def fit(
 
 
 def _train_epoch(
+    loss_fn: Callable[[SequentialRecommender, torch.Tensor, torch.Tensor], torch.Tensor],
     step_model: torch.nn.Module,
     model: SequentialRecommender,
     optimizer: torch.optim.Optimizer,
@@ -230,7 +232,6 @@ def _train_epoch(
 ) -> float:
     """One pass over the training rows; returns the mean loss over all target positions."""
     t = cfg.trainer
-    loss_fn = build_loss(cfg.loss)
     device = data.inputs.device
     # Read the loss back on the host every step on CPU (free), but only every 50 steps on a GPU,
     # where each read is a device->host sync that stalls the queue of kernels.
