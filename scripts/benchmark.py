@@ -5,6 +5,10 @@ Measure here, never with timing asserts in tests. Each subcommand is a pair of f
 (its argparse options) and `run_X` (the work, returning an exit code), listed in `SUBCOMMANDS`;
 add `speed`, `quality`, `peer`, ... the same way.
 
+`speed`: one real `seqrec-train` run per encoder (default ML-100K from ../shared/data, 3 epochs,
+2 threads): seconds per training epoch, sequences and target positions per second, seconds per
+full-ranking evaluation pass, peak RSS of the run's process, test NDCG@10.
+
 `data`: generate an ML-20M-sized CSV (20,000,000 ratings, ~140k users, ~27k items, rows shuffled
 so the file order helps nothing), then time file -> processed cache -> splits in a fresh process
 (peak RSS of that process included), and a cached reload in another fresh process.
@@ -146,10 +150,77 @@ def run_data(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# -------------------------------------------------------------------------------------- speed
+
+# Runs one real `seqrec-train` in this process's child and reports that child's peak RSS.
+_CHILD = """
+import atexit, runpy, sys
+def _peak():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            print('PEAK_RSS_KB', line.split()[1], file=sys.stderr, flush=True)
+atexit.register(_peak)
+sys.argv = ['seqrec-train', *sys.argv[1:]]
+runpy.run_module('seqrec_cli.train', run_name='__main__')
+"""
+
+
+def add_speed(parser: argparse.ArgumentParser) -> None:
+    shared = REPO.parent / "shared" / "data" / "ml-100k"
+    parser.add_argument("--dataset", default="ml-100k", help="a dataset= option (default ml-100k from ../shared/data)")
+    parser.add_argument("--path", default=str(shared) if shared.is_dir() else None, help="dataset.path")
+    parser.add_argument("--encoders", nargs="+", default=["attention", "gru"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="trainer.num_threads")
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides, e.g. model.max_len=200")
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
+    import subprocess
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="seqrec-speed-") as scratch:
+        for encoder in args.encoders:
+            run_dir = Path(scratch) / encoder
+            overrides = [f"dataset={args.dataset}", f"encoder={encoder}", f"trainer.max_epochs={args.epochs}",
+                         f"trainer.num_threads={args.threads}", "trainer.progress=false", f"hydra.run.dir={run_dir}",
+                         *([f"dataset.path={args.path}"] if args.path else []), *args.extra]
+            env = {**os.environ, "SEQREC_CACHE_DIR": str(Path(scratch) / "cache")}
+            done = subprocess.run([sys.executable, "-c", _CHILD, *overrides], capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                print(done.stderr[-2000:], file=sys.stderr)
+                return done.returncode
+            peak_kb = max(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+            m = json.loads((run_dir / "metrics.json").read_text())
+            epoch_s = m["train_seconds"] / m["epochs_run"]
+            evaluations = m["epochs_run"] + 3  # one per epoch, then best-valid, test and the two baselines ~ 3
+            rows.append({
+                "encoder": encoder, "dataset": args.dataset, "epochs": m["epochs_run"],
+                "train_s_per_epoch": round(epoch_s, 2),
+                "sequences_per_s": round(m["train_sequences"] / epoch_s, 1),
+                "positions_per_s": round(m["train_positions"] / epoch_s),
+                "eval_s_per_pass": round(m["eval_seconds"] / evaluations, 3),
+                "users_evaluated": m["n_users"],
+                "peak_rss_gb": round(peak_kb / 2**20, 2),
+                "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
+                "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
+            })
+    columns = list(rows[0])
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(str(row[c]) for c in columns))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ driver
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
+    "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
 }
 
 

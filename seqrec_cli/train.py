@@ -149,6 +149,8 @@ def _run(
         "world_size": dist_info.world_size,
         "encoder": cfg.encoder.name,
         "loss": cfg.loss.name,
+        "train_sequences": result.train_sequences,
+        "train_positions": result.train_positions,
         "train_seconds": round(result.state.train_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         "total_seconds": round(time.perf_counter() - started, 3),

@@ -2,10 +2,12 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_cli, single_run_dir
+from conftest import REPO, run_cli, single_run_dir
 
 METRIC_KEYS = {"hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"}
 
@@ -122,3 +124,15 @@ def test_sampled_losses_run_through_the_cli(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob("metrics.json"))
     assert [json.loads((j / "metrics.json").read_text())["loss"] for j in jobs] == ["sampled_softmax", "bce", "gbce", "bpr"]
+
+
+def test_benchmark_speed_reports_a_row_per_encoder(tmp_path):
+    out = tmp_path / "speed.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "speed", "--dataset", "synthetic", "--path", "",
+         "--encoders", "gru", "--epochs", "1", "--extra", "debug=smoke", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["encoder"] == "gru" and row["sequences_per_s"] > 0 and row["peak_rss_gb"] > 0

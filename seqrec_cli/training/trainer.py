@@ -71,6 +71,8 @@ class FitResult:
     state: LoopState
     valid: dict[str, float]
     stopped_early: bool
+    train_sequences: int = 0
+    train_positions: int = 0
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -214,7 +216,10 @@ def fit(
 
     model.load_state_dict(best_weights)
     best_valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp, gather)
-    return FitResult(state=state, valid=best_valid, stopped_early=stopped_early)
+    return FitResult(
+        state=state, valid=best_valid, stopped_early=stopped_early,
+        train_sequences=len(data), train_positions=int(data.lengths_cpu.sum()),
+    )
 
 
 def _train_epoch(
