@@ -25,7 +25,8 @@ TABLE_FORMATS = ("auto", "csv", "parquet")
 ID_TYPES = ("auto", "int", "str")
 DEDUP = ("all", "first", "last")
 SPLITS = ("leave_one_out", "temporal")
-ENCODERS = ("attention", "gru", "lstm")
+ENCODERS = ("attention", "gru", "lstm", "gru_attention")
+TIME_FEATURES = ("none", "gap")
 LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -117,6 +118,9 @@ class ModelConfig:
     # Std of the normal init of the (tied) item embeddings; small keeps initial logits near zero
     # so the first loss is close to ln(n_items) (PyTorch's N(0, 1) default is far too large).
     init_std: float = 0.02
+    # A learned vector per training user, added to the sequence representation before scoring;
+    # users the model never trained on are scored from their sequence alone.
+    user_embedding: bool = False
 
 
 @dataclass
@@ -131,6 +135,9 @@ class EncoderConfig:
     ffn_size: Optional[int] = None
     dropout: float = 0.2
     pre_norm: bool = True
+    # `gap`: log-bucketed time since the user's previous event, embedded and added to the item
+    # embeddings (any encoder; needs timestamps). `none`: item ids only.
+    time_features: str = "none"
 
 
 @dataclass
@@ -302,6 +309,18 @@ def validate(cfg: TrainConfig) -> None:
             m.embedding_dim % e.num_heads == 0, "encoder.num_heads", e.num_heads,
             f"a divisor of model.embedding_dim ({m.embedding_dim})",
         )
+    if e.name == "gru_attention":
+        hidden = e.hidden_size or m.embedding_dim
+        require(
+            hidden % e.num_heads == 0, "encoder.num_heads", e.num_heads,
+            f"a divisor of the recurrent state size ({hidden})",
+        )
+    require_choice("encoder.time_features", e.time_features, TIME_FEATURES)
+    if e.time_features == "gap":
+        require(
+            dataset_has_times(cfg.dataset), "encoder.time_features", e.time_features,
+            "none: time-gap features need timestamps (dataset.time_col), and this dataset has none",
+        )
     for key in ("hidden_size", "ffn_size"):
         value = getattr(e, key)
         require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
@@ -391,10 +410,12 @@ def validate_dataset(d: DatasetConfig) -> None:
                 sp.valid_time < sp.test_time, "dataset.split.valid_time", sp.valid_time,
                 f"a time before dataset.split.test_time ({sp.test_time})",
             )
-        has_times = d.source in ("bundled", "movielens", "synthetic") or (
-            d.source in ("csv", "atomic") and bool(d.time_col)
-        )
         require(
-            has_times, "dataset.split.kind", sp.kind,
+            dataset_has_times(d), "dataset.split.kind", sp.kind,
             "leave_one_out: a temporal split needs timestamps (dataset.time_col), and this dataset has none",
         )
+
+
+def dataset_has_times(d: DatasetConfig) -> bool:
+    """Whether the configured reader yields timestamps (temporal splits and time gaps need them)."""
+    return d.source in ("bundled", "movielens", "synthetic") or (d.source in ("csv", "atomic") and bool(d.time_col))

@@ -22,7 +22,7 @@ from seqrec_cli.config import metric_names
 from seqrec_cli.confpath import CONFIG_PATH
 from seqrec_cli.data.sources import describe_source
 from seqrec_cli.errors import UserError
-from seqrec_cli.runs import load_splits, open_run, other_dataset
+from seqrec_cli.runs import load_splits, open_run, other_dataset, side_inputs_for
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import write_json
 from seqrec_cli.training.progress import results_table, show_table
@@ -49,7 +49,8 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
     mask = train_cfg.eval.mask_history if cfg.mask_history is None else cfg.mask_history
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
 
-    inputs = evaluation.prepare(splits, split, train_cfg.model.max_len, mask, run.device)
+    side = side_inputs_for(run, splits.data)
+    inputs = evaluation.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
     model_metrics = evaluation.evaluate_model(run.model, inputs, batch_size, ks, run.use_amp)
     scorer = evaluation.popularity_scorer(splits.seen_item_counts(cfg.split), run.device)
     popularity = evaluation.evaluate(inputs, scorer, batch_size, ks)

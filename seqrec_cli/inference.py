@@ -41,16 +41,23 @@ def top_k(
     max_len: int,
     batch_size: int = 256,
     amp: bool = False,
+    gaps: Sequence[np.ndarray] | None = None,
+    users: np.ndarray | None = None,
 ) -> TopK:
     """The k best items after each history (each non-empty), best first.
 
     `exclude[i]` lists the items never to recommend after history i (None: exclude nothing);
-    `max_len` is the input window the model was trained with (`model.max_len`).
+    `max_len` is the input window the model was trained with (`model.max_len`). Models with
+    time-gap features need `gaps` (bucket per history event); `users` gives model user rows
+    (0 or None: the history alone).
     """
     if any(len(h) == 0 for h in histories):
         raise ValueError("every history needs at least one item")
+    if model.uses_time_gaps and gaps is None:
+        raise ValueError("this model uses time-gap features: pass gaps")
     device = next(model.parameters()).device
     items, lengths = histories_matrix(histories, max_len)
+    gap_rows = histories_matrix(gaps, max_len)[0] if model.uses_time_gaps and gaps is not None else None
     n_items = model.n_items
     k_eff = min(k, n_items)
     out_items = np.zeros((len(histories), k), dtype=np.int64)
@@ -62,9 +69,11 @@ def top_k(
             stop = min(start + batch_size, len(histories))
             x = torch.as_tensor(items[start:stop], device=device)
             n = torch.as_tensor(lengths[start:stop], device=device)
+            g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
+            u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
             ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
             with torch.no_grad(), ctx:
-                scores = model.scores(model.last_hidden(x, n)).float()
+                scores = model.scores(model.last_hidden(x, n, g, u)).float()
             if exclude is not None:
                 rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(np.int64)
                 cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1

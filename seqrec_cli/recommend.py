@@ -27,7 +27,7 @@ from seqrec_cli.confpath import CONFIG_PATH
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
 from seqrec_cli.inference import top_k
-from seqrec_cli.runs import IdIndex, TrainedRun, load_splits, open_run
+from seqrec_cli.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.training.artifacts import write_text_atomic
 
 log = logging.getLogger("seqrec_cli")
@@ -42,22 +42,36 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
     run = open_run(cfg.run, cfg.device)
     labels: list[Any] = []
     histories: list[np.ndarray] = []
+    gaps: list[np.ndarray] = []
+    user_rows: list[int] = []
     users = list(cfg.users) + (read_ids_file(cfg.users_file) if cfg.users_file else [])
     if users:
-        for label, history in user_histories(run, users, cfg.on_unknown):
+        for label, history, history_gaps, row in user_histories(run, users, cfg.on_unknown):
             labels.append(label)
             histories.append(history)
+            gaps.append(history_gaps)
+            user_rows.append(row)
     if cfg.history:
+        if run.model.uses_time_gaps:
+            raise UserError(
+                "This run's model uses time gaps (encoder.time_features=gap), which a typed history does "
+                "not have: ask for users= of its dataset instead."
+            )
         found, unknown = IdIndex(run.item_ids).find(cfg.history)
         handle_unknown(unknown, "item", f"the model knows {len(run.item_ids)} items", cfg.on_unknown)
         if found:
             labels.append(HISTORY_LABEL)
             histories.append(np.asarray(found, dtype=np.int64) + 1)
+            user_rows.append(0)  # no user: the history alone
     if not histories:
         raise UserError("Nothing to recommend for: every id given was unknown.")
 
     exclude = histories if cfg.exclude_seen else None
-    top = top_k(run.model, histories, cfg.k, exclude, run.cfg.model.max_len, cfg.batch_size, run.use_amp)
+    top = top_k(
+        run.model, histories, cfg.k, exclude, run.cfg.model.max_len, cfg.batch_size, run.use_amp,
+        gaps=gaps if run.model.uses_time_gaps else None,
+        users=np.asarray(user_rows, dtype=np.int64) if run.model.uses_users else None,
+    )
     titles = item_titles(run.cfg.dataset)
     rows = []
     for label, items, scores in zip(labels, top.items, top.scores):
@@ -78,18 +92,25 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def user_histories(run: TrainedRun, users: Sequence[str], on_unknown: str) -> list[tuple[Any, np.ndarray]]:
-    """(original user id, full history in model item ids) for each known user, in the given order."""
+def user_histories(
+    run: TrainedRun, users: Sequence[str], on_unknown: str
+) -> list[tuple[Any, np.ndarray, Optional[np.ndarray], int]]:
+    """(original user id, full history in model item ids, its time-gap buckets or None, the
+    model's user row) for each known user, in the given order."""
     splits, _ = load_splits(run)
     data = splits.data
+    side = side_inputs_for(run, data)
     found, unknown = IdIndex(data.user_ids).find(dict.fromkeys(users))  # dict: drop repeats, keep order
     sample = ", ".join(str(v) for v in data.user_ids[:3].tolist())
     handle_unknown(unknown, "user", f"the run's {data.n_users} users have ids such as {sample}", on_unknown)
     out = []
     for u in found:
-        history = data.items[data.offsets[u] : data.offsets[u + 1]].astype(np.int64)
+        events = slice(data.offsets[u], data.offsets[u + 1])
+        history = data.items[events].astype(np.int64)
+        history_gaps = side.gaps[events] if side.gaps is not None else None
+        row = int(side.user_rows[u]) if side.user_rows is not None else 0
         if len(history):
-            out.append((data.user_ids[u].item(), history))
+            out.append((data.user_ids[u].item(), history, history_gaps, row))
         else:
             log.warning("User %s has no events of items the model knows: skipped.", data.user_ids[u])
     return out

@@ -23,6 +23,7 @@ from seqrec_cli import data as data_module
 from seqrec_cli import models
 from seqrec_cli.config import DatasetConfig, TrainConfig, to_train_config
 from seqrec_cli.data import Interactions, SequenceSplits
+from seqrec_cli.data.batches import SideInputs, gap_buckets
 from seqrec_cli.data.splits import leave_one_out
 from seqrec_cli.errors import UserError
 from seqrec_cli.runtime import select_device
@@ -39,6 +40,7 @@ class TrainedRun:
     item_ids: np.ndarray  # original item ids; index i is item i + 1
     epoch: int  # the epoch the best weights come from
     device: torch.device
+    user_ids: Optional[np.ndarray] = None  # original ids of the users with a vector (row i + 1)
 
     @property
     def use_amp(self) -> bool:
@@ -63,11 +65,26 @@ def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
     cfg = _train_config(ckpt["config"], best)
     cfg = replace(cfg, dataset=_resolve_dataset_path(cfg.dataset, run_dir))
     item_ids = np.asarray(ckpt["item_ids"])
+    user_ids = np.asarray(ckpt["user_ids"]) if cfg.model.user_embedding else None
+    if cfg.model.user_embedding and "user_ids" not in ckpt:
+        raise UserError(f"{best} has no 'user_ids' entry although its model has user vectors.")
     torch_device = select_device(device)
-    model = models.build(cfg.model, cfg.encoder, len(item_ids))
+    model = models.build(cfg.model, cfg.encoder, len(item_ids), len(user_ids) + 1 if user_ids is not None else 0)
     model.load_state_dict(ckpt["model"])
     model.to(torch_device).eval()
-    return TrainedRun(run_dir, cfg, model, item_ids, int(ckpt.get("epoch", 0)), torch_device)
+    return TrainedRun(run_dir, cfg, model, item_ids, int(ckpt.get("epoch", 0)), torch_device, user_ids)
+
+
+def side_inputs_for(run: TrainedRun, data: Interactions) -> SideInputs:
+    """The optional model inputs of `data` for this run's model: time gaps from its timestamps,
+    and each user's vector row found by original id (0, the sequence alone, when the model has
+    no vector for that user)."""
+    rows = None
+    if run.user_ids is not None:
+        index = IdIndex(run.user_ids)
+        rows = np.array([(index.get(u) + 1) if index.get(u) is not None else 0 for u in data.user_ids.tolist()],
+                        dtype=np.int64)
+    return SideInputs(gaps=gap_buckets(data) if run.model.uses_time_gaps else None, user_rows=rows)
 
 
 def _train_config(saved: dict[str, Any], path: Path) -> TrainConfig:

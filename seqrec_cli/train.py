@@ -25,6 +25,7 @@ from seqrec_cli import data as data_module
 from seqrec_cli import models, tracking
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
+from seqrec_cli.data.batches import has_training_rows, side_inputs
 from seqrec_cli.errors import UserError
 from seqrec_cli.runtime import (
     Distributed,
@@ -107,8 +108,12 @@ def _run(
             "filtering: use a larger dataset or lower dataset.min_user_count."
         )
 
+    side = side_inputs(splits.data, splits.train_end, cfg.encoder.time_features == "gap", cfg.model.user_embedding)
+    trained_users = has_training_rows(splits.data, splits.train_end)
+    user_ids = splits.data.user_ids[trained_users].tolist() if cfg.model.user_embedding else None
+
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
-    model = models.build(cfg.model, cfg.encoder, splits.data.n_items)
+    model = models.build(cfg.model, cfg.encoder, splits.data.n_items, int(trained_users.sum()) + 1)
     torch.manual_seed(t.seed + dist_info.rank)  # same init everywhere, own dropout masks per process
     n_params = models.count_parameters(model)
     log.info(
@@ -116,7 +121,10 @@ def _run(
         torch.get_num_threads(), f", {dist_info.world_size} processes" if dist_info.enabled else "",
     )
 
-    result = fit(model, splits, cfg, device, run_dir, resume_from=resume_from, dist_info=dist_info, on_epoch_end=on_epoch_end)
+    result = fit(
+        model, splits, cfg, device, run_dir, resume_from=resume_from, dist_info=dist_info,
+        on_epoch_end=on_epoch_end, side=side, user_ids=user_ids,
+    )
 
     eval_started = time.perf_counter()
     use_amp = t.amp and device.type == "cuda"
@@ -125,7 +133,7 @@ def _run(
     popularity: dict[str, dict[str, float]] = {}
     for split_name in ("valid", "test"):
         split = evaluation.shard(getattr(splits, split_name), dist_info.rank, dist_info.world_size)
-        inputs = evaluation.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, device)
+        inputs = evaluation.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, device, side)
         if split_name == "test":
             results["test"] = evaluation.evaluate_model(model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
         scorer = evaluation.popularity_scorer(splits.seen_item_counts(split_name), device)

@@ -92,6 +92,10 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
         (["debug=smoke", "trainer.device=tpu"], ["trainer.device", "cuda:N"]),
         (["debug=smoke", "+trainer.foo=1"], ["Unknown config key trainer.foo"]),
         (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
+        (["dataset=sequences", "dataset.path=s.txt", "encoder.time_features=gap"], ["time_features", "timestamps"]),
+        (["debug=smoke", "encoder.time_features=hours"], ["encoder.time_features", "gap"]),
+        (["debug=smoke", "encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"],
+         ["encoder.num_heads=4", "divisor"]),
     ],
 )
 def test_bad_input_fails_with_one_clear_sentence(tmp_path, args, words):

@@ -6,6 +6,7 @@ import torch
 
 from seqrec_cli.config import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
 from seqrec_cli.data import load
+from seqrec_cli.data.batches import has_training_rows, side_inputs
 from seqrec_cli.models import build
 from seqrec_cli.training import evaluation
 
@@ -19,11 +20,19 @@ def splits():
     return load(cfg)[0]
 
 
-@pytest.mark.parametrize("name", ["attention", "gru", "lstm"])
-def test_metrics_do_not_depend_on_eval_batch_size(splits, name):
+@pytest.mark.parametrize("name, gaps, users", [
+    ("attention", False, False), ("gru", False, False), ("lstm", False, False), ("gru_attention", False, False),
+    ("attention", True, True), ("gru", True, True),
+])
+def test_metrics_do_not_depend_on_eval_batch_size(splits, name, gaps, users):
     torch.manual_seed(0)
-    model = build(ModelConfig(embedding_dim=16, max_len=10), EncoderConfig(name=name), splits.data.n_items)
-    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"))
+    side = side_inputs(splits.data, splits.train_end, gaps, users)
+    n_rows = int(has_training_rows(splits.data, splits.train_end).sum()) + 1
+    model = build(ModelConfig(embedding_dim=16, max_len=10, user_embedding=users),
+                  EncoderConfig(name=name, time_features="gap" if gaps else "none"), splits.data.n_items, n_rows)
+    if users:  # non-zero user vectors, so that batching them wrongly would show
+        torch.nn.init.normal_(model.user_embedding.weight, std=0.5)
+    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
     results = [evaluation.evaluate_model(model, inputs, bs, KS, amp=False) for bs in (1, 7, 4096)]
     assert results[0] == results[1] == results[2]
 

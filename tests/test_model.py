@@ -10,7 +10,7 @@ from seqrec_cli.config import EncoderConfig, ModelConfig
 from seqrec_cli.losses import chunked_cross_entropy, full_cross_entropy
 from seqrec_cli.models import build
 
-ENCODERS = ["attention", "gru", "lstm"]
+ENCODERS = ["attention", "gru", "lstm", "gru_attention"]
 
 
 def make(name, n_items=50, dim=16, max_len=8, layers=2):

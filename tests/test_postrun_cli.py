@@ -104,3 +104,22 @@ def test_report_writes_a_table_csv_and_valid_pngs(work):
 def test_report_of_an_empty_folder_exits_2(tmp_path):
     result = run_cli([str(tmp_path)], tmp_path, module="seqrec_cli.report")
     assert result.returncode == 2 and "No runs found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_options_model_trains_and_eval_and_recommend_reuse_its_gaps_and_user_vectors(tmp_path):
+    # gru_attention + time gaps + user vectors through train, eval (same test metrics, so the
+    # checkpoint's user ids and the gap buckets are rebuilt exactly) and recommend.
+    result = run_cli(["debug=smoke", "encoder=gru_attention", "encoder.time_features=gap",
+                      "model.user_embedding=true", "trainer.max_epochs=2", "hydra.run.dir=opt"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(tmp_path / "opt" / "checkpoints" / "best.pt")
+    assert len(ckpt["user_ids"]) + 1 == ckpt["model"]["user_embedding.weight"].shape[0]
+    assert "gap_embedding.weight" in ckpt["model"]
+    result = run_cli(["run=opt"], tmp_path, module="seqrec_cli.evaluate")
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tmp_path / "opt" / "eval_test.json").read_text())
+    assert evaluated["metrics"] == json.loads((tmp_path / "opt" / "metrics.json").read_text())["test"]
+    result = run_cli(["run=opt", "users=[1,2]", "k=3"], tmp_path, module="seqrec_cli.recommend")
+    assert result.returncode == 0, result.stderr
+    result = run_cli(["run=opt", "history=[1,2]"], tmp_path, module="seqrec_cli.recommend")
+    assert result.returncode == 2 and "time gaps" in result.stderr and "Traceback" not in result.stderr

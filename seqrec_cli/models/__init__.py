@@ -5,23 +5,33 @@ from __future__ import annotations
 from torch import nn
 
 from seqrec_cli.config import EncoderConfig, ModelConfig
+from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
 from seqrec_cli.models.recommender import SequentialRecommender
-from seqrec_cli.models.recurrent import RecurrentEncoder
+from seqrec_cli.models.recurrent import RecurrentAttentionEncoder, RecurrentEncoder
 
 __all__ = ["SequentialRecommender", "build", "count_parameters"]
 
 
-def build(model: ModelConfig, encoder: EncoderConfig, n_items: int) -> SequentialRecommender:
+def build(model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows: int = 0) -> SequentialRecommender:
+    """The configured model; `n_user_rows` (trained users + 1) sizes the user table when
+    `model.user_embedding` is on."""
     dim = model.embedding_dim
+    hidden = encoder.hidden_size or dim
     if encoder.name == "attention":
         enc: nn.Module = AttentionEncoder(
             dim, model.max_len, encoder.num_layers, encoder.num_heads,
             encoder.ffn_size or dim, encoder.dropout, encoder.pre_norm,
         )
+    elif encoder.name == "gru_attention":
+        enc = RecurrentAttentionEncoder(dim, hidden, encoder.num_layers, encoder.num_heads, encoder.dropout)
     else:
-        enc = RecurrentEncoder(encoder.name, dim, encoder.hidden_size or dim, encoder.num_layers, encoder.dropout)
-    return SequentialRecommender(n_items, dim, enc, model.init_std)
+        enc = RecurrentEncoder(encoder.name, dim, hidden, encoder.num_layers, encoder.dropout)
+    gap_buckets = N_GAP_BUCKETS if encoder.time_features == "gap" else 0
+    user_rows = n_user_rows if model.user_embedding else 0
+    if model.user_embedding and n_user_rows < 1:
+        raise ValueError("model.user_embedding needs n_user_rows >= 1")
+    return SequentialRecommender(n_items, dim, enc, model.init_std, gap_buckets, user_rows)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,9 +1,27 @@
-"""Item embedding -> encoder -> a score for every item through the same (tied) embedding table."""
+"""Item embedding -> encoder -> a score for every item through the same (tied) embedding table.
+
+Two optional inputs join the item ids: time-gap buckets (`encoder.time_features=gap`), embedded
+and added to the item embeddings so every encoder sees them, and a user row
+(`model.user_embedding=true`), whose learned vector is added to the encoder's output before
+scoring. Row 0 of both tables is a fixed zero vector: padding for gaps, and "no user vector" for
+users the model never trained on, who are then scored from their sequence alone.
+"""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
+
+
+def _zero_padded_embedding(rows: int, dim: int, init_std: float) -> nn.Embedding:
+    table = nn.Embedding(rows, dim, padding_idx=0)
+    # Small init keeps the first logits near zero, so the first loss is about ln(n_items).
+    nn.init.normal_(table.weight, std=init_std)
+    with torch.no_grad():
+        table.weight[0].zero_()
+    return table
 
 
 class SequentialRecommender(nn.Module):
@@ -12,23 +30,54 @@ class SequentialRecommender(nn.Module):
     Item 0 is padding: its embedding row stays zero and it is never a valid prediction.
     """
 
-    def __init__(self, n_items: int, dim: int, encoder: nn.Module, init_std: float) -> None:
+    def __init__(
+        self, n_items: int, dim: int, encoder: nn.Module, init_std: float, n_gap_buckets: int = 0, n_user_rows: int = 0
+    ) -> None:
         super().__init__()
         self.n_items = n_items
-        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        # Small init keeps the first logits near zero, so the first loss is about ln(n_items).
-        nn.init.normal_(self.item_embedding.weight, std=init_std)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
+        self.item_embedding = _zero_padded_embedding(n_items + 1, dim, init_std)
+        self.gap_embedding = _zero_padded_embedding(n_gap_buckets, dim, init_std) if n_gap_buckets else None
+        self.user_embedding = _zero_padded_embedding(n_user_rows, dim, init_std) if n_user_rows else None
         self.encoder = encoder
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Hidden states [batch, length, dim]; position t summarises items[:, : t + 1]."""
-        return self.encoder(self.item_embedding(items), lengths)
+    @property
+    def uses_time_gaps(self) -> bool:
+        return self.gap_embedding is not None
 
-    def last_hidden(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    @property
+    def uses_users(self) -> bool:
+        return self.user_embedding is not None
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        gaps: Optional[torch.Tensor] = None,
+        users: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Hidden states [batch, length, dim]; position t summarises items[:, : t + 1].
+
+        `gaps` [batch, length] and `users` [batch] are required when the model was built with
+        them; a user row of 0 means "no user vector"."""
+        emb = self.item_embedding(items)
+        if self.gap_embedding is not None:
+            if gaps is None:
+                raise ValueError("this model was built with time-gap features: pass gaps")
+            emb = emb + self.gap_embedding(gaps)
+        hidden = self.encoder(emb, lengths)
+        if self.user_embedding is not None and users is not None:
+            hidden = hidden + self.user_embedding(users)[:, None, :]
+        return hidden
+
+    def last_hidden(
+        self,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        gaps: Optional[torch.Tensor] = None,
+        users: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The state after each row's last real item: what predicts the next one."""
-        hidden = self(items, lengths)
+        hidden = self(items, lengths, gaps, users)
         return hidden[torch.arange(len(items), device=items.device), lengths - 1]
 
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""GRU and LSTM encoders (GRU4Rec-style, trained on every position like SASRec).
+"""GRU and LSTM encoders (GRU4Rec-style, trained on every position like SASRec), and a GRU with
+causal attention over its own earlier states (the NARM-like "RNN with attention on top").
 
 Dropout on the input embeddings and on the outputs, optional stacking, and a projection back to
 the embedding size when the recurrent state is wider or narrower, so scores can always use the
@@ -9,6 +10,7 @@ end never changes a real position's output.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,3 +26,34 @@ class RecurrentEncoder(nn.Module):
     def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(self.in_drop(emb))
         return self.proj(self.out_drop(out))
+
+
+class RecurrentAttentionEncoder(nn.Module):
+    """A GRU whose state at each position is joined by an attention summary of the states so far.
+
+    The GRU state h_t carries the sequence's recent drift; attention with h_t as the query over
+    h_1..h_t picks out the earlier items that matter for the next one (NARM's local encoder, made
+    causal so every position trains). The two are concatenated and projected to the embedding
+    size. The causal mask keeps right padding invisible to real positions.
+    """
+
+    def __init__(self, dim: int, hidden_size: int, num_layers: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.rnn = nn.GRU(dim, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.in_drop = nn.Dropout(dropout)
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.out_drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(2 * hidden_size, dim)
+
+    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(self.in_drop(emb))
+        b, length, size = h.shape
+
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return x.view(b, length, self.num_heads, size // self.num_heads).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(heads(self.query(h)), heads(self.key(h)), heads(h), is_causal=True)
+        context = context.transpose(1, 2).reshape(b, length, size)
+        return self.proj(self.out_drop(torch.cat([h, context], dim=-1)))

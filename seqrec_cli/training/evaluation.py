@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from seqrec_cli.data import EvalSplit, SequenceSplits
-from seqrec_cli.data.batches import history_rows
+from seqrec_cli.data.batches import SideInputs, history_gaps, history_rows
 from seqrec_cli.metrics import ranking_metrics, target_ranks
 from seqrec_cli.models import SequentialRecommender
 
@@ -28,12 +28,19 @@ class EvalInputs:
     targets: torch.Tensor  # [n] item ids
     mask_offsets: np.ndarray  # [n + 1] CSR offsets into mask_items
     mask_items: torch.Tensor  # flat item ids to exclude from each row's ranking
+    gaps: Optional[torch.Tensor] = None  # [n, max_len] time-gap buckets, when the model uses them
+    users: Optional[torch.Tensor] = None  # [n] model user rows, when the model has user vectors
 
     def __len__(self) -> int:
         return len(self.targets)
 
 
-def prepare(splits: SequenceSplits, split: EvalSplit, max_len: int, mask_history: bool, device: torch.device) -> EvalInputs:
+def prepare(
+    splits: SequenceSplits, split: EvalSplit, max_len: int, mask_history: bool, device: torch.device,
+    side: SideInputs = SideInputs(),
+) -> EvalInputs:
+    """The split's model inputs and masks, on `device`; `side` adds the inputs optional model
+    features need (time gaps, user rows)."""
     data = splits.data
     items, lengths = history_rows(data, split.users, split.history_end, max_len)
     starts = data.offsets[split.users]
@@ -47,6 +54,11 @@ def prepare(splits: SequenceSplits, split: EvalSplit, max_len: int, mask_history
         targets=torch.as_tensor(split.targets, device=device),
         mask_offsets=mask_offsets,
         mask_items=torch.as_tensor(data.items[flat].astype(np.int64), device=device),
+        gaps=(
+            torch.as_tensor(history_gaps(side.gaps, data, split.users, split.history_end, max_len), device=device)
+            if side.gaps is not None else None
+        ),
+        users=torch.as_tensor(side.user_rows[split.users], device=device) if side.user_rows is not None else None,
     )
 
 
@@ -70,7 +82,9 @@ def model_scorer(model: SequentialRecommender, amp: bool) -> ScoreFn:
     def score(inputs: EvalInputs, rows: slice) -> torch.Tensor:
         # No trimming of trailing padding here: a fixed input width keeps every row's arithmetic
         # identical whatever batch it lands in, so metrics cannot depend on the batch size.
-        return model.scores(model.last_hidden(inputs.items[rows], inputs.lengths[rows]))
+        gaps = inputs.gaps[rows] if inputs.gaps is not None else None
+        users = inputs.users[rows] if inputs.users is not None else None
+        return model.scores(model.last_hidden(inputs.items[rows], inputs.lengths[rows], gaps, users))
 
     def scored(inputs: EvalInputs, rows: slice) -> torch.Tensor:
         device = inputs.items.device

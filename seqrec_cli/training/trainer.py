@@ -18,7 +18,7 @@ import torch
 
 from seqrec_cli.config import TrainConfig, metric_names
 from seqrec_cli.data import SequenceSplits
-from seqrec_cli.data.batches import training_examples
+from seqrec_cli.data.batches import SideInputs, training_examples
 from seqrec_cli.errors import UserError
 from seqrec_cli.losses import build_loss
 from seqrec_cli.models import SequentialRecommender
@@ -61,6 +61,8 @@ class Batches:
     targets: torch.Tensor
     lengths: torch.Tensor
     lengths_cpu: np.ndarray
+    gaps: Optional[torch.Tensor] = None
+    users: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return len(self.lengths_cpu)
@@ -115,6 +117,8 @@ def fit(
     resume_from: Optional[Path] = None,
     dist_info: Distributed = Distributed(),
     on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
+    side: SideInputs = SideInputs(),
+    user_ids: Optional[list] = None,
 ) -> FitResult:
     """Train until `max_epochs` or early stopping; return with the best weights loaded.
 
@@ -123,11 +127,12 @@ def fit(
     global batches (same seed) and trains on its rows `rank::world_size` of each; the loss is
     scaled so the averaged gradient equals the single-process one, validation ranks are gathered
     so every process sees the same metrics (and takes the same early-stopping decision), and only
-    rank 0 writes files.
+    rank 0 writes files. `side` holds the inputs of optional model features (time gaps, user
+    rows); `user_ids` (original ids of the users with vectors) goes into best.pt beside them.
     """
     t, ks = cfg.trainer, cfg.eval.ks
     ckpt_dir = run_dir / "checkpoints"
-    examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows)
+    examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows, side)
     if len(examples.lengths) == 0:
         raise UserError("No training sequences: every user has fewer than two training events.")
     data = Batches(
@@ -135,9 +140,11 @@ def fit(
         torch.as_tensor(examples.targets, device=device),
         torch.as_tensor(examples.lengths, device=device),
         examples.lengths,
+        torch.as_tensor(examples.gaps, device=device) if examples.gaps is not None else None,
+        torch.as_tensor(examples.users, device=device) if examples.users is not None else None,
     )
     valid_split = evaluation.shard(splits.valid, dist_info.rank, dist_info.world_size)
-    valid_inputs = evaluation.prepare(splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device)
+    valid_inputs = evaluation.prepare(splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device, side)
     gather = lambda ranks: gather_strided(ranks, dist_info)  # noqa: E731
     log.info(
         "Training on %d sequences (%d target positions), validating on %d users",
@@ -192,7 +199,7 @@ def fit(
                     state.best_score, state.best_epoch, state.bad_evals = valid[t.monitor], epoch, 0
                     best_weights = copy.deepcopy(model.state_dict())
                     if write:
-                        save_checkpoint(ckpt_dir / "best.pt", _best_payload(best_weights, epoch, valid, cfg, splits))
+                        save_checkpoint(ckpt_dir / "best.pt", _best_payload(best_weights, epoch, valid, cfg, splits, user_ids))
                 else:
                     state.bad_evals += 1
                 log.info(
@@ -263,8 +270,10 @@ def _train_epoch(
             # where a changing width would trigger recompiles).
             width = cfg.model.max_len if t.compile else int(data.lengths_cpu[rows_np].max())
             x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
+            gaps = data.gaps[rows, :width] if data.gaps is not None else None
+            users = data.users[rows] if data.users is not None else None
             with torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
-                hidden = step_model(x, n)
+                hidden = step_model(x, n, gaps, users)
                 real = y > 0
                 loss = loss_fn(model, hidden[real], y[real])
             # Scale the per-process mean so that the gradient averaged over processes is the mean
@@ -301,8 +310,10 @@ def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, devi
     return bool(all_reduce_sum(flag, dist_info).item() > 0)
 
 
-def _best_payload(weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits) -> dict[str, Any]:
-    return {
+def _best_payload(
+    weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, user_ids: Optional[list]
+) -> dict[str, Any]:
+    payload = {
         "model": weights,
         "epoch": epoch,
         "valid": valid,
@@ -311,6 +322,10 @@ def _best_payload(weights: dict, epoch: int, valid: dict, cfg: TrainConfig, spli
         # recommendations in the user's own ids.
         "item_ids": splits.data.item_ids.tolist(),
     }
+    if user_ids is not None:
+        # Original ids of the users with a vector (row i + 1), so eval / recommend find them by id.
+        payload["user_ids"] = user_ids
+    return payload
 
 
 def _save_last(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState, np_rng: np.random.Generator, cfg: TrainConfig) -> None:
