@@ -3,11 +3,14 @@
 
 Measure here, never with timing asserts in tests. Each subcommand is a pair of functions, `add_X`
 (its argparse options) and `run_X` (the work, returning an exit code), listed in `SUBCOMMANDS`;
-add `speed`, `quality`, `peer`, ... the same way.
+add more the same way.
 
 `speed`: one real `seqrec-train` run per encoder (default ML-100K from ../shared/data, 3 epochs,
 2 threads): seconds per training epoch, sequences and target positions per second, seconds per
 full-ranking evaluation pass, peak RSS of the run's process, test NDCG@10.
+
+`quality` (scripts/quality_benchmark.py): real runs of `experiment=` presets or of the ML-100K
+table, test metrics beside the published numbers and the popularity baseline.
 
 `data`: generate an ML-20M-sized CSV (20,000,000 ratings, ~140k users, ~27k items, rows shuffled
 so the file order helps nothing), then time file -> processed cache -> splits in a fresh process
@@ -218,9 +221,12 @@ def run_speed(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ driver
 
+from quality_benchmark import add_quality, run_quality  # noqa: E402  (scripts/ is on sys.path)
+
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
     "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
+    "quality": (add_quality, run_quality, "test metrics of real CLI runs beside the published numbers and popularity"),
 }
 
 
