@@ -89,8 +89,8 @@ def add_quality(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="write the table into this file between markers")
 
 
-def experiment_rows(names: list[str]) -> list[Row]:
-    """One row per preset; the dataset name comes from composing the preset with Hydra."""
+def experiment_rows(names: list[str], sets: list[str]) -> list[Row]:
+    """One row per preset; the dataset name comes from composing the preset (and `sets`) with Hydra."""
     from hydra import compose, initialize_config_dir
 
     from seqrec_cli.config import register_schemas
@@ -99,17 +99,17 @@ def experiment_rows(names: list[str]) -> list[Row]:
     rows = []
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for name in names:
-            cfg = compose("train", overrides=[f"experiment={name}"])
+            cfg = compose("train", overrides=[f"experiment={name}", *sets])
             rows.append(Row(name, [f"experiment={name}"], str(cfg.dataset.name)))
     return rows
 
 
-def command_for(row: Row, args: argparse.Namespace, run_dir: Path) -> list[str]:
+def command_for(row: Row, args: argparse.Namespace) -> list[str]:
     """The seqrec-train overrides of a row, as a user would type them (the run folder aside)."""
     overrides = list(row.overrides)
     explicit = " ".join(args.set)
     if row.dataset in DATA_PATHS and "dataset.path=" not in explicit:
-        overrides.append(f"dataset.path={args.data_root / DATA_PATHS[row.dataset]}")
+        overrides.append(f"dataset.path={_shown_path(args.data_root / DATA_PATHS[row.dataset])}")
     overrides += list(args.set)
     if args.threads:
         overrides.append(f"trainer.num_threads={args.threads}")
@@ -118,7 +118,7 @@ def command_for(row: Row, args: argparse.Namespace, run_dir: Path) -> list[str]:
 
 def run_row(row: Row, args: argparse.Namespace) -> dict:
     run_dir = args.runs_dir / row.label.replace(" / ", "__").replace(" + ", "+").replace(" ", "_")
-    overrides = command_for(row, args, run_dir)
+    overrides = command_for(row, args)
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.is_file():
         resume = [f"trainer.resume={run_dir}"] if (run_dir / "checkpoints" / "last.pt").is_file() else []
@@ -137,7 +137,7 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
         "label": row.label,
         "dataset": row.dataset,
         "command": "seqrec-train " + shlex.join(overrides),
-        "seed": _seed(overrides, run_dir),
+        "seed": _seed(run_dir),
         "test": {k: round(m["test"][k], 4) for k in SHOWN},
         "popularity": {k: round(m["popularity"]["test"][k], 4) for k in SHOWN},
         "ndcg@10_vs_popularity": round(m["test"]["ndcg@10"] / max(m["popularity"]["test"]["ndcg@10"], 1e-12), 2),
@@ -150,7 +150,16 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
     }
 
 
-def _seed(overrides: list[str], run_dir: Path) -> int:
+def _shown_path(path: Path) -> str:
+    """Paths under the checkout's parent as `../...`, the way the README's commands are written
+    (runs start in the checkout, so the relative path is the same file)."""
+    try:
+        return str(Path("..") / path.resolve().relative_to(REPO.parent))
+    except ValueError:
+        return str(path)
+
+
+def _seed(run_dir: Path) -> int:
     """The seed the run used (from its saved config), so the table states it even for presets."""
     from omegaconf import OmegaConf
 
@@ -194,7 +203,7 @@ def write_section(path: Path, key: str, body: str) -> None:
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    rows = SUITES[args.suite] if args.suite else experiment_rows(args.experiment)
+    rows = SUITES[args.suite] if args.suite else experiment_rows(args.experiment, args.set)
     if args.only:
         rows = [r for r in rows if any(o in r.label for o in args.only)]
     for row in rows:
