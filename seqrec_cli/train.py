@@ -187,12 +187,20 @@ def _check_resume_config(checkpoint: Path, cfg: TrainConfig) -> None:
         f"{group}.{key}"
         for group in RESUME_MUST_MATCH
         for key in sorted(set(saved.get(group, {})) | set(now[group]))
-        if saved.get(group, {}).get(key) != now[group].get(key)
+        if not _same_setting(key, saved.get(group, {}).get(key), now[group].get(key))
     ]
     if differing:
         raise UserError(
             f"Cannot resume from {checkpoint}: its run used different settings for {', '.join(differing)}."
         )
+
+
+def _same_setting(key: str, saved: Any, now: Any) -> bool:
+    """Equal settings; a dataset path given relative in one run and absolute in the other (or from
+    another working directory) still names the same file when both resolve to it."""
+    if key == "path" and isinstance(saved, str) and isinstance(now, str) and saved != now:
+        return Path(saved).expanduser().resolve() == Path(now).expanduser().resolve()
+    return saved == now
 
 
 def resume_checkpoint(resume: Optional[str]) -> Optional[Path]:

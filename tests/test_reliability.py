@@ -132,3 +132,14 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
     assert "non-finite at epoch" in result.stderr and "step" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
+
+
+def test_resume_accepts_the_same_dataset_file_named_another_way(tmp_path, monkeypatch):
+    from seqrec_cli.train import _same_setting
+
+    (tmp_path / "d.csv").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert _same_setting("path", "d.csv", str(tmp_path / "d.csv"))
+    assert _same_setting("path", "./d.csv", "d.csv")
+    assert not _same_setting("path", "d.csv", "e.csv")
+    assert not _same_setting("name", "d.csv", str(tmp_path / "d.csv"))
