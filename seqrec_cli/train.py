@@ -183,11 +183,13 @@ def _run(
 def _check_resume_config(checkpoint: Path, cfg: TrainConfig) -> None:
     saved = load_checkpoint(checkpoint)["config"]
     now = asdict(cfg)
+    # A key added to the schema after the checkpoint was written had its default value then.
+    defaults = asdict(TrainConfig())
     differing = [
         f"{group}.{key}"
         for group in RESUME_MUST_MATCH
         for key in sorted(set(saved.get(group, {})) | set(now[group]))
-        if not _same_setting(key, saved.get(group, {}).get(key), now[group].get(key))
+        if not _same_setting(key, saved.get(group, {}).get(key, defaults[group].get(key)), now[group].get(key))
     ]
     if differing:
         raise UserError(

@@ -143,3 +143,19 @@ def test_resume_accepts_the_same_dataset_file_named_another_way(tmp_path, monkey
     assert _same_setting("path", "./d.csv", "d.csv")
     assert not _same_setting("path", "d.csv", "e.csv")
     assert not _same_setting("name", "d.csv", str(tmp_path / "d.csv"))
+
+
+def test_resume_treats_settings_newer_than_the_checkpoint_as_their_defaults(tmp_path):
+    from dataclasses import asdict
+
+    from seqrec_cli.config import TrainConfig
+    from seqrec_cli.train import _check_resume_config
+
+    saved = asdict(TrainConfig())
+    del saved["encoder"]["time_features"], saved["model"]["user_embedding"]  # an older checkpoint
+    save_checkpoint(tmp_path / "last.pt", {"config": saved})
+    _check_resume_config(tmp_path / "last.pt", TrainConfig())  # no error
+    changed = TrainConfig()
+    changed.model.user_embedding = True
+    with pytest.raises(UserError, match="model.user_embedding"):
+        _check_resume_config(tmp_path / "last.pt", changed)
