@@ -13,15 +13,20 @@ from seqrec_cli.models import build
 ENCODERS = ["attention", "gru", "lstm", "gru_attention"]
 
 
-def make(name, n_items=50, dim=16, max_len=8, layers=2):
+def make(name, n_items=50, dim=16, max_len=8, layers=2, pre_norm=True):
     torch.manual_seed(0)
-    model = build(ModelConfig(embedding_dim=dim, max_len=max_len), EncoderConfig(name=name, num_layers=layers, num_heads=2), n_items)
+    encoder = EncoderConfig(name=name, num_layers=layers, num_heads=2, pre_norm=pre_norm)
+    model = build(ModelConfig(embedding_dim=dim, max_len=max_len), encoder, n_items)
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ENCODERS)
-def test_changing_a_future_item_never_changes_an_earlier_output(name):
-    model = make(name)
+# The attention encoder twice: pre-LN (default) and post-LN (SASRec's original layout).
+VARIANTS = [(name, True) for name in ENCODERS] + [("attention", False)]
+
+
+@pytest.mark.parametrize("name, pre_norm", VARIANTS)
+def test_changing_a_future_item_never_changes_an_earlier_output(name, pre_norm):
+    model = make(name, pre_norm=pre_norm)
     x = torch.tensor([[3, 7, 9, 11, 4, 2, 8, 5]])
     n = torch.tensor([8])
     base = model(x, n)
@@ -32,9 +37,9 @@ def test_changing_a_future_item_never_changes_an_earlier_output(name):
     assert not torch.allclose(base[0, 5:], changed[0, 5:])
 
 
-@pytest.mark.parametrize("name", ENCODERS)
-def test_padding_never_changes_a_real_position(name):
-    model = make(name)
+@pytest.mark.parametrize("name, pre_norm", VARIANTS)
+def test_padding_never_changes_a_real_position(name, pre_norm):
+    model = make(name, pre_norm=pre_norm)
     short = torch.tensor([[3, 7, 9, 0, 0, 0, 0, 0]])
     garbage = torch.tensor([[3, 7, 9, 12, 30, 1, 6, 2]])
     n = torch.tensor([3])
