@@ -53,7 +53,7 @@ def test_multirun_leaves_one_complete_run_dir_per_encoder(tmp_path):
 def test_help_lists_groups_and_options(tmp_path):
     result = run_cli(["--help"], tmp_path)
     assert result.returncode == 0
-    for word in ("dataset:", "encoder:", "attention, gru, lstm", "optimizer:", "adam, adamw, sgd", "debug:", "smoke"):
+    for word in ("dataset:", "encoder:", "attention, gru, gru_attention, lstm", "optimizer:", "adam, adamw, sgd", "debug:", "smoke"):
         assert word in result.stdout, word
 
 
