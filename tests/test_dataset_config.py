@@ -16,6 +16,7 @@ OPTIONS = {
     "atomic": ("atomic", ["dataset.path=x.inter"]),
     "sequences": ("sequences", ["dataset.path=x.txt"]),
     "pairs": ("pairs", ["dataset.path=x.txt"]),
+    "amazon-beauty": ("sequences", ["dataset.path=x.txt"]),
     "ml-100k": ("movielens", []),
     "ml-1m": ("movielens", []),
     "ml-10m": ("movielens", []),
@@ -76,3 +77,26 @@ def test_impossible_dataset_values_are_refused(config, words):
 def test_defaults_are_valid():
     validate_dataset(DatasetConfig())
     assert Path(REPO / "conf" / "dataset" / "ml-latest-small.yaml").is_file()
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_and_validates(preset):
+    register_schemas()
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={preset}", "dataset.path=x"])
+    to_train_config(cfg)
+
+
+def test_beauty_and_ml1m_presets_hold_the_published_settings():
+    register_schemas()
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        beauty = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_beauty", "dataset.path=x"]))
+        ml1m = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_ml1m"]))
+    e, m, t = beauty.encoder, beauty.model, beauty.trainer
+    assert (e.name, e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len) == ("attention", 1, 1, 0.2, 64, 50)
+    assert (beauty.optimizer.lr, t.max_epochs, t.patience, beauty.dataset.name) == (1e-3, 200, 50, "amazon-beauty")
+    e, m, t = ml1m.encoder, ml1m.model, ml1m.trainer
+    assert (e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len, t.batch_size, t.patience) == (2, 1, 0.1, 64, 200, 128, 10)
+    assert (ml1m.dataset.name, ml1m.loss.name) == ("ml-1m", "ce")
