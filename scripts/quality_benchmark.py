@@ -136,7 +136,7 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
     return {
         "label": row.label,
         "dataset": row.dataset,
-        "command": "seqrec-train " + shlex.join(overrides),
+        "command": "seqrec-train " + shlex.join(_recorded_overrides(run_dir) or overrides),
         "seed": _seed(run_dir),
         "test": {k: round(m["test"][k], 4) for k in SHOWN},
         "popularity": {k: round(m["popularity"]["test"][k], 4) for k in SHOWN},
@@ -148,6 +148,24 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
         "torch": m["torch_version"],
         "run_dir": str(run_dir),
     }
+
+
+# Overrides that only say where a run lives or how it prints, not what it computes.
+_BOOKKEEPING = ("trainer.resume=", "trainer.progress=", "hydra.run.dir=")
+
+
+def _recorded_overrides(run_dir: Path) -> list[str]:
+    """The overrides the run itself recorded (Hydra's .hydra/overrides.yaml, rewritten when a run
+    is resumed): the table then states what the run really used, even when it was started by
+    hand or resumed with other trainer settings than this invocation's."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    recorded = [str(o) for o in OmegaConf.load(path) if not str(o).startswith(_BOOKKEEPING)]
+    return [f"dataset.path={_shown_path(Path(o.split('=', 1)[1]))}"
+            if o.startswith("dataset.path=") and Path(o.split("=", 1)[1]).is_absolute() else o for o in recorded]
 
 
 def _shown_path(path: Path) -> str:
