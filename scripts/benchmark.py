@@ -9,6 +9,10 @@ add `speed`, `quality`, `peer`, ... the same way.
 2 threads): seconds per training epoch, sequences and target positions per second, seconds per
 full-ranking evaluation pass, peak RSS of the run's process, test NDCG@10.
 
+`peer`: the same runs beside RecBole 1.2.1 (SASRec, GRU4Rec) on ML-100K and Amazon Beauty, same
+split and settings, in a RecBole venv it creates once (.venv-recbole/): ratios pair by pair
+(scripts/peer.py; what is compared and how: docs/PERFORMANCE.md).
+
 `data`: generate an ML-20M-sized CSV (20,000,000 ratings, ~140k users, ~27k items, rows shuffled
 so the file order helps nothing), then time file -> processed cache -> splits in a fresh process
 (peak RSS of that process included), and a cached reload in another fresh process.
@@ -176,24 +180,33 @@ def add_speed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
 
 
-def run_speed(args: argparse.Namespace) -> int:
-    """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
+def train_in_child(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict, float]:
+    """One real `seqrec-train` run in a child process: its metrics.json and the child's peak RSS in GB.
+
+    A child of its own, so the peak RSS is the run's alone (VmHWM, see `peak_rss_mb`); the cache
+    folder is the caller's, so one benchmark never reads another's processed data.
+    """
     import subprocess
 
+    overrides = [*overrides, "trainer.progress=false", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "SEQREC_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run([sys.executable, "-c", _CHILD, *overrides], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(done.returncode)
+    peak_kb = max(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return json.loads((run_dir / "metrics.json").read_text()), peak_kb / 2**20
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="seqrec-speed-") as scratch:
         for encoder in args.encoders:
-            run_dir = Path(scratch) / encoder
             overrides = [f"dataset={args.dataset}", f"encoder={encoder}", f"trainer.max_epochs={args.epochs}",
-                         f"trainer.num_threads={args.threads}", "trainer.progress=false", f"hydra.run.dir={run_dir}",
+                         f"trainer.num_threads={args.threads}",
                          *([f"dataset.path={args.path}"] if args.path else []), *args.extra]
-            env = {**os.environ, "SEQREC_CACHE_DIR": str(Path(scratch) / "cache")}
-            done = subprocess.run([sys.executable, "-c", _CHILD, *overrides], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                print(done.stderr[-2000:], file=sys.stderr)
-                return done.returncode
-            peak_kb = max(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
-            m = json.loads((run_dir / "metrics.json").read_text())
+            m, peak_gb = train_in_child(overrides, Path(scratch) / encoder, Path(scratch) / "cache")
             epoch_s = m["train_seconds"] / m["epochs_run"]
             evaluations = m["epochs_run"] + 3  # one per epoch, then best-valid, test and the two baselines ~ 3
             rows.append({
@@ -203,7 +216,7 @@ def run_speed(args: argparse.Namespace) -> int:
                 "positions_per_s": round(m["train_positions"] / epoch_s),
                 "eval_s_per_pass": round(m["eval_seconds"] / evaluations, 3),
                 "users_evaluated": m["n_users"],
-                "peak_rss_gb": round(peak_kb / 2**20, 2),
+                "peak_rss_gb": round(peak_gb, 2),
                 "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
                 "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
             })
@@ -216,11 +229,28 @@ def run_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- peer
+# The code lives in scripts/peer.py; scripts/recbole_runner.py runs inside RecBole's own venv.
+
+
+def add_peer(parser: argparse.ArgumentParser) -> None:
+    from peer import add_peer as add
+
+    add(parser)
+
+
+def run_peer(args: argparse.Namespace) -> int:
+    from peer import run_peer as run
+
+    return run(args, train_in_child)
+
+
 # ------------------------------------------------------------------------------------ driver
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
     "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
+    "peer": (add_peer, run_peer, "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG"),
 }
 
 
