@@ -543,13 +543,13 @@ def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
         for key in args.datasets:
             for encoder in args.models:
                 rows.append(run_pair(DATASETS[key], encoder, args, python, scratch, train_child))
-    meta["our_batch"] = ", ".join(sorted({str(row["our_batch_size"]) for row in rows}))
+                meta["our_batch"] = ", ".join(sorted({str(row["our_batch_size"]) for row in rows}))
+                if args.out:  # after every pair: an hours-long run that fails late keeps what it measured
+                    args.out.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2, default=str) + "\n")
     print()
     print("\n".join(table_lines(rows)))
     print()
     print("\n".join(verdict_lines(rows)))
-    if args.out:
-        args.out.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2, default=str) + "\n")
     if args.markdown:
         args.markdown.write_text(markdown_report(rows, meta))
     else:
