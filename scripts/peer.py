@@ -462,7 +462,7 @@ def markdown_report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Measured {meta['machine']['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, "
         f"load average {meta['machine']['load_average'][0]} at the start), {meta['threads']} torch threads per side, "
         f"torch {meta['machine']['torch']}, RecBole {meta['machine']['recbole']}; "
-        f"{meta['epochs']} epochs at most, patience {meta['patience']}, seed {meta['seed']}.",
+        f"at most {meta['epochs']} epoch(s), patience {meta['patience']}, seed {meta['seed']}.",
         f"Training batch: ours {meta['our_batch']} sequences; RecBole {meta['recbole_batch_rule']}.",
         "",
         "`python scripts/benchmark.py peer " + " ".join(meta["argv"]) + "`",
