@@ -12,6 +12,10 @@ full-ranking evaluation pass, peak RSS of the run's process, test NDCG@10.
 `quality` (scripts/quality_benchmark.py): real runs of `experiment=` presets or of the ML-100K
 table, test metrics beside the published numbers and the popularity baseline.
 
+`peer`: the same runs beside RecBole 1.2.1 (SASRec, GRU4Rec) on ML-100K and Amazon Beauty, same
+split and settings, in a RecBole venv it creates once (.venv-recbole/): ratios pair by pair
+(scripts/peer.py; what is compared and how: docs/PERFORMANCE.md).
+
 `data`: generate an ML-20M-sized CSV (20,000,000 ratings, ~140k users, ~27k items, rows shuffled
 so the file order helps nothing), then time file -> processed cache -> splits in a fresh process
 (peak RSS of that process included), and a cached reload in another fresh process.
@@ -179,24 +183,33 @@ def add_speed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
 
 
-def run_speed(args: argparse.Namespace) -> int:
-    """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
+def train_in_child(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict, float]:
+    """One real `seqrec-train` run in a child process: its metrics.json and the child's peak RSS in GB.
+
+    A child of its own, so the peak RSS is the run's alone (VmHWM, see `peak_rss_mb`); the cache
+    folder is the caller's, so one benchmark never reads another's processed data.
+    """
     import subprocess
 
+    overrides = [*overrides, "trainer.progress=false", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "SEQREC_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run([sys.executable, "-c", _CHILD, *overrides], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(done.returncode)
+    peak_kb = max(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return json.loads((run_dir / "metrics.json").read_text()), peak_kb / 2**20
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="seqrec-speed-") as scratch:
         for encoder in args.encoders:
-            run_dir = Path(scratch) / encoder
             overrides = [f"dataset={args.dataset}", f"encoder={encoder}", f"trainer.max_epochs={args.epochs}",
-                         f"trainer.num_threads={args.threads}", "trainer.progress=false", f"hydra.run.dir={run_dir}",
+                         f"trainer.num_threads={args.threads}",
                          *([f"dataset.path={args.path}"] if args.path else []), *args.extra]
-            env = {**os.environ, "SEQREC_CACHE_DIR": str(Path(scratch) / "cache")}
-            done = subprocess.run([sys.executable, "-c", _CHILD, *overrides], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                print(done.stderr[-2000:], file=sys.stderr)
-                return done.returncode
-            peak_kb = max(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
-            m = json.loads((run_dir / "metrics.json").read_text())
+            m, peak_gb = train_in_child(overrides, Path(scratch) / encoder, Path(scratch) / "cache")
             epoch_s = m["train_seconds"] / m["epochs_run"]
             evaluations = m["epochs_run"] + 3  # one per epoch, then best-valid, test and the two baselines ~ 3
             rows.append({
@@ -206,7 +219,7 @@ def run_speed(args: argparse.Namespace) -> int:
                 "positions_per_s": round(m["train_positions"] / epoch_s),
                 "eval_s_per_pass": round(m["eval_seconds"] / evaluations, 3),
                 "users_evaluated": m["n_users"],
-                "peak_rss_gb": round(peak_kb / 2**20, 2),
+                "peak_rss_gb": round(peak_gb, 2),
                 "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
                 "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
             })
@@ -219,6 +232,22 @@ def run_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- peer
+# The code lives in scripts/peer.py; scripts/recbole_runner.py runs inside RecBole's own venv.
+
+
+def add_peer(parser: argparse.ArgumentParser) -> None:
+    from peer import add_peer as add
+
+    add(parser)
+
+
+def run_peer(args: argparse.Namespace) -> int:
+    from peer import run_peer as run
+
+    return run(args, train_in_child)
+
+
 # ------------------------------------------------------------------------------------ driver
 
 from quality_benchmark import add_quality, run_quality  # noqa: E402  (scripts/ is on sys.path)
@@ -227,6 +256,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
     "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
     "quality": (add_quality, run_quality, "test metrics of real CLI runs beside the published numbers and popularity"),
+    "peer": (add_peer, run_peer, "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG"),
 }
 
 

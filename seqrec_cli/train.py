@@ -161,6 +161,8 @@ def _run(
         "train_positions": result.train_positions,
         "train_seconds": round(result.state.train_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
+        # The per-epoch validation passes alone (full ranking of every validation user).
+        "valid_eval_seconds": round(result.state.eval_seconds, 3),
         "total_seconds": round(time.perf_counter() - started, 3),
         "torch_version": torch.__version__,
     }

@@ -1,0 +1,558 @@
+"""`benchmark.py peer`: our throughput beside RecBole 1.2.1 on the same machine, data, split and settings.
+
+Why a peer: a seconds-per-epoch figure alone says little; beside a widely used library run on the
+same data, split, hyper-parameters and threads it says how much the design choices (one row per
+window instead of one per prefix, batched full ranking) buy. RecBole runs in its own virtual
+environment (it needs numpy < 2 and pandas < 3; seqrec_cli needs the opposite), driven by
+`recbole_runner.py`; our side is a real `seqrec-train` run in a child process.
+
+What makes the two sides comparable:
+- the same events: RecBole reads atomic files written here whose time field is each event's
+  position in our order (exact integer timestamp, ties in file order; sequence files: position in
+  the line), so its leave-one-out picks the same validation and test targets. RecBole keeps float
+  fields as float32 and sorts raw timestamps differently at ties (docs/PERFORMANCE.md); the run
+  checks that filtered counts and every user's targets agree before reporting a figure.
+- the same filters: our dataset option's min_user_count / min_item_count become RecBole's
+  `user_inter_num_interval` / `item_inter_num_interval` (both iterate the k-core to a fixed point).
+- the same hyper-parameters, taken from our composed config (`recbole_config`).
+
+Batch units differ: RecBole's batch is prefixes (one target each), ours is windows (a target at
+every position). By default RecBole's `train_batch_size` is our batch size times our mean targets
+per window, so both sides take the same number of optimizer steps per epoch with the same number
+of supervised targets per step (`--recbole-batch N` sets it instead, e.g. 2048, RecBole's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RUNNER = Path(__file__).resolve().with_name("recbole_runner.py")
+
+# RecBole 1.2.1 breaks with numpy 2 and pandas 3; its `ray` import needs pkg_resources (setuptools
+# < 81). torch==2.13.0 is the CPU build on this machine's local wheel store, as for our side.
+RECBOLE_PINS = ["recbole==1.2.1", "numpy<2", "pandas<3", "setuptools<81", "torch==2.13.0"]
+RECBOLE_VERSION = "1.2.1"
+MODELS = {"attention": "SASRec", "gru": "GRU4Rec"}
+
+
+@dataclass(frozen=True)
+class PeerDataset:
+    """One benchmark dataset: our `dataset=` option, its file, and the name RecBole reads it under.
+
+    The RecBole name must not be `ml-100k`: RecBole would then ignore data_path and download its
+    own copy (whose different timestamps and filters would silently change the split).
+    """
+
+    key: str
+    option: str
+    path: Path
+    recbole_name: str
+
+
+DATASETS = {
+    "ml-100k": PeerDataset("ml-100k", "ml-100k", SHARED_DATA / "ml-100k", "peer_ml100k"),
+    "beauty": PeerDataset("beauty", "sequences", SHARED_DATA / "amazon-beauty" / "Beauty.txt", "peer_beauty"),
+}
+
+
+# ------------------------------------------------------------------------------ RecBole venv
+
+
+def recbole_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def recbole_ready(venv: Path) -> bool:
+    """True when `venv` already holds RecBole 1.2.1 (then it is reused as it is)."""
+    python = recbole_python(venv)
+    if not python.is_file():
+        return False
+    probe = f"import recbole, sys; sys.exit(recbole.__version__ != {RECBOLE_VERSION!r})"
+    return subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
+
+
+def ensure_recbole_venv(venv: Path, install: bool = True) -> Path:
+    """The RecBole environment's python, creating the environment once (about 1.5 min)."""
+    if recbole_ready(venv):
+        return recbole_python(venv)
+    if not install:
+        raise SystemExit(f"No RecBole {RECBOLE_VERSION} environment at {venv}: run without --skip-recbole-install to create it.")
+    print(f"creating {venv} with {' '.join(RECBOLE_PINS)} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(recbole_python(venv)), "-m", "pip", "install", "--quiet"]
+    done = subprocess.run([*pip, *RECBOLE_PINS], capture_output=True, text=True)
+    if done.returncode != 0 or not recbole_ready(venv):
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"Installing RecBole into {venv} failed (pip exit code {done.returncode}); see the pip output above.")
+    return recbole_python(venv)
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def ordered_events(cfg: Any) -> pd.DataFrame:
+    """Our reader's events with `position` = rank in our time order.
+
+    Our pipeline sorts each user's events by exact timestamp with ties in file order (a stable
+    sort); a stable argsort of all timestamps gives positions consistent with that within every
+    user. Without a time column the file order is the time order. Positions are small distinct
+    integers, exact in RecBole's float32, so RecBole's own sort reproduces our order.
+    """
+    from seqrec_cli.data.sources import locate, read_events
+
+    events = read_events(cfg, locate(cfg))
+    if "time" in events.columns:
+        order = np.argsort(events["time"].to_numpy(), kind="stable")
+    else:
+        order = np.arange(len(events))
+    position = np.empty(len(events), dtype=np.int64)
+    position[order] = np.arange(len(events))
+    return pd.DataFrame({"user": events["user"], "item": events["item"], "position": position})
+
+
+def write_atomic(events: pd.DataFrame, folder: Path, name: str) -> Path:
+    """Write `folder/name/name.inter` (RecBole's atomic format) with positions as the time field."""
+    target = folder / name
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.inter"
+    table = pd.DataFrame({
+        "user_id:token": events["user"].astype(str),
+        "item_id:token": events["item"].astype(str),
+        "timestamp:float": events["position"].astype(np.int64),
+    })
+    tmp = path.with_name(path.name + ".tmp")
+    table.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def leave_one_out_targets(events: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Validation and test target per user as RecBole's LS split picks them from an atomic file.
+
+    RecBole sorts by (user, time) and gives each user's last event to test and the one before to
+    validation; used in the tests to show the written positions reproduce our targets.
+    """
+    ordered = events.sort_values(["user", "position"], kind="stable")
+    valid: dict[str, str] = {}
+    test: dict[str, str] = {}
+    for user, items in ordered.groupby("user", sort=False)["item"]:
+        seq = items.astype(str).tolist()
+        if len(seq) >= 3:
+            valid[str(user)], test[str(user)] = seq[-2], seq[-1]
+    return {"valid": valid, "test": test}
+
+
+def our_split(cfg: Any) -> dict[str, Any]:
+    """Filtered counts and every evaluated user's targets from our own pipeline, in original ids."""
+    from seqrec_cli.data import load
+
+    splits, summary = load(cfg)
+    data = splits.data
+
+    def targets(split: Any) -> dict[str, str]:
+        return {str(data.user_ids[u]): str(data.item_ids[t - 1]) for u, t in zip(split.users, split.targets)}
+
+    return {
+        "counts": {"users": summary["users"], "items": summary["items"], "interactions": summary["interactions"]},
+        "valid": targets(splits.valid),
+        "test": targets(splits.test),
+    }
+
+
+def compare_splits(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Sentences naming every difference between our split and RecBole's (empty = identical)."""
+    problems = [
+        f"{key}: ours {ours['counts'][key]}, RecBole {theirs['counts'][key]}"
+        for key in ("users", "items", "interactions")
+        if ours["counts"][key] != theirs["counts"][key]
+    ]
+    for split in ("valid", "test"):
+        mine, other = ours[split], theirs[split]
+        differ = [u for u in mine if other.get(u) != mine[u]] + [u for u in other if u not in mine]
+        if differ:
+            problems.append(f"{split} targets differ for {len(differ)} users (e.g. user {differ[0]})")
+    return problems
+
+
+# ----------------------------------------------------------------------------------- configs
+
+
+def our_overrides(dataset: PeerDataset, encoder: str, args: argparse.Namespace) -> list[str]:
+    """The `seqrec-train` overrides of one pair; RecBole's config is derived from the same list."""
+    return [
+        f"dataset={dataset.option}", f"dataset.path={dataset.path}", f"encoder={encoder}",
+        f"trainer.max_epochs={args.epochs}", f"trainer.patience={args.patience}",
+        f"trainer.num_threads={args.threads}", f"trainer.seed={args.seed}", "trainer.device=cpu",
+        "trainer.eval_every=1", "trainer.monitor=ndcg@10", "loss=ce",
+        # RecBole's Adam always uses PyTorch's default betas; ours are set to the same.
+        "optimizer=adam", "optimizer.betas=[0.9,0.999]",
+        *args.extra,
+    ]
+
+
+def compose_ours(overrides: list[str]) -> Any:
+    """Our TrainConfig exactly as `seqrec-train` would compose it from `overrides`."""
+    from hydra import compose, initialize_config_dir
+    from seqrec_cli.config import register_schemas, to_train_config
+    from seqrec_cli.confpath import register_resolvers
+
+    register_schemas()
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return to_train_config(compose(config_name="train", overrides=overrides))
+
+
+def _interval(min_count: int) -> Optional[str]:
+    return f"[{min_count},inf)" if min_count > 1 else None
+
+
+def _metric(name: str) -> str:
+    family, k = name.split("@")
+    return {"hr": "Hit", "ndcg": "NDCG"}[family] + "@" + k
+
+
+def recbole_config(
+    cfg: Any, dataset_name: str, data_path: Path, checkpoint_dir: Path, train_batch_size: int
+) -> dict[str, Any]:
+    """RecBole settings equal to our config `cfg` where RecBole has the setting at all.
+
+    Refuses what RecBole cannot mirror (another loss, rating filters, de-duplication, history caps,
+    the temporal split) with one sentence, rather than comparing different experiments.
+    """
+    d, t, e, m, o = cfg.dataset, cfg.trainer, cfg.encoder, cfg.model, cfg.optimizer
+    unsupported = [
+        (cfg.loss.name != "ce", f"loss={cfg.loss.name}"),
+        (e.name not in MODELS, f"encoder={e.name}"),
+        (d.min_rating is not None, f"dataset.min_rating={d.min_rating}"),
+        (d.dedup != "all", f"dataset.dedup={d.dedup}"),
+        (d.max_history is not None, f"dataset.max_history={d.max_history}"),
+        (d.split.kind != "leave_one_out", f"dataset.split.kind={d.split.kind}"),
+        (o.name not in ("adam", "adamw", "sgd"), f"optimizer={o.name}"),
+        (t.monitor.split("@")[0] not in ("hr", "ndcg"), f"trainer.monitor={t.monitor}"),
+    ]
+    for bad, setting in unsupported:
+        if bad:
+            raise SystemExit(f"The RecBole comparison cannot mirror {setting}: it compares loss=ce, attention/gru, leave-one-out runs only.")
+    config: dict[str, Any] = {
+        "data_path": str(data_path), "checkpoint_dir": str(checkpoint_dir),
+        "use_gpu": False, "worker": 0, "show_progress": False, "state": "WARNING",
+        "seed": t.seed, "reproducibility": True,
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "user_inter_num_interval": _interval(d.min_user_count),
+        "item_inter_num_interval": _interval(d.min_item_count),
+        # Positions are exact integers: keep them as they are.
+        "normalize_field": None, "normalize_all": False,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
+        "train_neg_sample_args": None, "loss_type": "CE",
+        "MAX_ITEM_LIST_LENGTH": m.max_len,
+        "learner": o.name, "learning_rate": o.lr, "weight_decay": o.weight_decay,
+        "epochs": t.max_epochs, "stopping_step": t.patience, "eval_step": t.eval_every,
+        "train_batch_size": int(train_batch_size), "eval_batch_size": t.eval_batch_size,
+        "clip_grad_norm": {"max_norm": t.grad_clip_norm} if t.grad_clip_norm else None,
+        "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": _metric(t.monitor),
+    }
+    if e.name == "attention":
+        config.update({
+            "n_layers": e.num_layers, "n_heads": e.num_heads, "hidden_size": m.embedding_dim,
+            "inner_size": e.ffn_size or m.embedding_dim,
+            "hidden_dropout_prob": e.dropout, "attn_dropout_prob": e.dropout,
+            "hidden_act": "gelu", "initializer_range": m.init_std,
+        })
+    else:
+        config.update({
+            "embedding_size": m.embedding_dim, "hidden_size": e.hidden_size or m.embedding_dim,
+            "num_layers": e.num_layers, "dropout_prob": e.dropout,
+        })
+    return config
+
+
+def matched_batch(our_batch: int, train_sequences: int, train_positions: int) -> int:
+    """RecBole prefixes per step carrying as many targets as one of our batches does on average."""
+    return max(1, round(our_batch * train_positions / max(train_sequences, 1)))
+
+
+# ------------------------------------------------------------------------------------ runs
+
+
+TrainChild = Callable[[list, Path, Path], tuple]
+
+
+def run_ours(overrides: list[str], batch_size: int, run_dir: Path, cache_dir: Path, train_child: TrainChild) -> dict[str, Any]:
+    """One real `seqrec-train` run: throughput, evaluation pass time, peak RSS and test metrics."""
+    metrics, peak_gb = train_child(overrides, run_dir, cache_dir)
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    history = pd.read_csv(run_dir / "history.csv")
+    passes = int(history["valid/ndcg@10"].notna().sum()) if "valid/ndcg@10" in history else 0
+    epoch_s = metrics["train_seconds"] / metrics["epochs_run"]
+    return {
+        "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+        "s_per_epoch": epoch_s,
+        "train_sequences": metrics["train_sequences"], "train_targets": metrics["train_positions"],
+        "eval_s_per_pass": metrics["valid_eval_seconds"] / max(passes, 1),
+        "eval_users": summary["split"]["valid_users"],
+        "peak_rss_gb": peak_gb,
+        "test_ndcg@10": metrics["test"]["ndcg@10"], "test_hr@10": metrics["test"]["hr@10"],
+        "counts": {k: summary[k] for k in ("users", "items", "interactions")},
+        "n_params": metrics["n_params"], "threads": metrics["num_threads"], "torch": metrics["torch_version"],
+        "batch": f"{batch_size} sequences",
+    }
+
+
+def run_recbole(
+    python: Path, dataset: PeerDataset, config: dict[str, Any], model: str, threads: int, scratch: Path
+) -> dict[str, Any]:
+    """One RecBole run in its own environment and process; the runner's JSON, parsed."""
+    work = scratch / f"recbole-{dataset.key}-{model}"
+    work.mkdir(parents=True, exist_ok=True)
+    spec, out = work / "spec.json", work / "result.json"
+    spec.write_text(json.dumps({"model": model, "dataset": dataset.recbole_name, "threads": threads, "config": config}))
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "ignore"}
+    # cwd = work: RecBole writes log_tensorboard/ into the current folder.
+    done = subprocess.run([str(python), str(RUNNER), str(spec), str(out)], cwd=work, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"RecBole {model} on {dataset.key} failed (exit code {done.returncode}); its output is above.")
+    return json.loads(out.read_text())
+
+
+def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any]:
+    """The runner's figures in the same shape as `run_ours` returns."""
+    epochs = len(result["epoch_seconds"])
+    epoch_s = sum(result["epoch_seconds"]) / max(epochs, 1)
+    passes = result["valid_seconds"]
+    return {
+        "epochs_run": epochs, "best_epoch": result["best_epoch"],
+        "s_per_epoch": epoch_s,
+        "train_sequences": result["train_samples"], "train_targets": result["train_samples"],
+        "eval_s_per_pass": sum(passes) / max(len(passes), 1),
+        "eval_users": result["valid_users"],
+        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
+        "test_ndcg@10": result["test"]["ndcg@10"], "test_hr@10": result["test"]["hit@10"],
+        "counts": result["counts"],
+        "n_params": result["n_params"], "threads": result["threads"], "torch": result["torch"],
+        "batch": f"{train_batch_size} prefixes",
+    }
+
+
+# ------------------------------------------------------------------------------- comparison
+
+# (label, key, how to get the figure, ratio direction): "up" = ours / RecBole (higher is better),
+# "down" = RecBole / ours (lower is better), so every ratio reads "> 1 = ours better".
+MEASURES = [
+    ("seconds / training epoch", "s_per_epoch", "down"),
+    ("training sequences / s", "sequences_per_s", None),
+    ("target positions / s", "targets_per_s", "up"),
+    ("seconds / eval pass", "eval_s_per_pass", "down"),
+    ("users evaluated / s", "users_per_s", "up"),
+    ("peak RSS (GB)", "peak_rss_gb", "down"),
+    ("test NDCG@10", "test_ndcg@10", "up"),
+    ("test HR@10", "test_hr@10", "up"),
+    ("epochs run (best)", "epochs", None),
+]
+
+
+def derived(side: dict[str, Any]) -> dict[str, Any]:
+    """Throughputs from the raw figures of one side."""
+    s = side["s_per_epoch"]
+    return {
+        **side,
+        "sequences_per_s": side["train_sequences"] / s if s else float("nan"),
+        "targets_per_s": side["train_targets"] / s if s else float("nan"),
+        "users_per_s": side["eval_users"] / side["eval_s_per_pass"] if side["eval_s_per_pass"] else float("nan"),
+        "epochs": f"{side['epochs_run']} ({side['best_epoch']})",
+    }
+
+
+def ratio(ours: Any, theirs: Any, direction: Optional[str]) -> Optional[float]:
+    """How many times better ours is (> 1 = ours better); None where no ratio makes sense."""
+    if direction is None or not ours or not theirs:
+        return None
+    return ours / theirs if direction == "up" else theirs / ours
+
+
+def pair_row(dataset: str, encoder: str, ours: dict[str, Any], theirs: dict[str, Any], targets: dict[str, float]) -> dict[str, Any]:
+    """One dataset x model comparison: both sides, the ratios and whether each target is met."""
+    ours, theirs = derived(ours), derived(theirs)
+    ratios = {key: ratio(ours[key], theirs[key], direction) for _, key, direction in MEASURES}
+    checks = {
+        f"training >= {targets['train']:g}x": (ratios["s_per_epoch"] or 0) >= targets["train"],
+        f"evaluation >= {targets['eval']:g}x": (ratios["eval_s_per_pass"] or 0) >= targets["eval"],
+        "test NDCG@10 >= RecBole's": ours["test_ndcg@10"] >= theirs["test_ndcg@10"],
+    }
+    return {"dataset": dataset, "model": f"{encoder} vs {MODELS[encoder]}", "ours": ours, "recbole": theirs,
+            "ratios": ratios, "checks": checks}
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if key in ("test_ndcg@10", "test_hr@10"):
+        return f"{value:.4f}"
+    if key in ("eval_s_per_pass", "peak_rss_gb"):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def table_lines(rows: list[dict[str, Any]], markdown: bool = False) -> list[str]:
+    """The comparison as a plain or markdown table: one line per dataset x model x measure."""
+    header = ["dataset", "model (ours vs RecBole)", "measure", "ours", "RecBole", "ratio (>1 = ours better)"]
+    body = []
+    for row in rows:
+        for label, key, _ in MEASURES:
+            r = row["ratios"][key]
+            body.append([row["dataset"], row["model"], label, _fmt(row["ours"][key], key),
+                         _fmt(row["recbole"][key], key), "—" if r is None else f"{r:.2f}x"])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
+    fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*cells) for cells in body]
+
+
+def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{row['dataset']} {row['model']}: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in row["checks"].items())
+        for row in rows
+    ]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: CPU model, cores, load, versions."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+        "recbole": RECBOLE_VERSION, "load_average": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def markdown_report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """A section to paste into docs/PERFORMANCE.md: settings, machine, the table, the verdicts."""
+    lines = [
+        f"Measured {meta['machine']['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, "
+        f"load average {meta['machine']['load_average'][0]} at the start), {meta['threads']} torch threads per side, "
+        f"torch {meta['machine']['torch']}, RecBole {meta['machine']['recbole']}; "
+        f"at most {meta['epochs']} epoch(s), patience {meta['patience']}, seed {meta['seed']}.",
+        f"Training batch: ours {meta['our_batch']} sequences; RecBole {meta['recbole_batch_rule']}.",
+        "",
+        "`python scripts/benchmark.py peer " + " ".join(meta["argv"]) + "`",
+        "",
+        *table_lines(rows, markdown=True),
+        "",
+        *(f"- {line}" for line in verdict_lines(rows)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+def add_peer(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="our encoders; attention runs against SASRec, gru against GRU4Rec")
+    parser.add_argument("--epochs", type=int, default=40, help="trainer.max_epochs and RecBole's epochs")
+    parser.add_argument("--patience", type=int, default=10, help="trainer.patience and RecBole's stopping_step")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--recbole-batch", type=int, default=None,
+                        help="RecBole train_batch_size (prefixes); default: our batch size x our mean targets per sequence")
+    parser.add_argument("--extra", nargs="*", default=[], help="more seqrec-train overrides (mirrored into RecBole's config)")
+    parser.add_argument("--recbole-venv", type=Path, default=REPO / ".venv-recbole",
+                        help="RecBole's virtual environment (created on first use)")
+    parser.add_argument("--skip-recbole-install", action="store_true",
+                        help="fail instead of creating the RecBole environment when it is missing")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep run dirs and atomic files here; default: a temporary folder")
+    parser.add_argument("--out", type=Path, default=None, help="write rows and settings as JSON here")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the docs/PERFORMANCE.md table section here")
+    parser.add_argument("--train-target", type=float, default=5.0, help="training speed-up to check for")
+    parser.add_argument("--eval-target", type=float, default=10.0, help="evaluation speed-up to check for")
+
+
+def run_pair(
+    dataset: PeerDataset, encoder: str, args: argparse.Namespace, python: Path, scratch: Path, train_child: TrainChild
+) -> dict[str, Any]:
+    """Ours, then RecBole on the same data and settings; fails when their splits differ."""
+    overrides = our_overrides(dataset, encoder, args)
+    cfg = compose_ours(overrides)
+    print(f"[{dataset.key} / {encoder}] ours ...", flush=True)
+    ours = run_ours(overrides, cfg.trainer.batch_size, scratch / f"ours-{dataset.key}-{encoder}", scratch / "cache", train_child)
+    batch = args.recbole_batch or matched_batch(cfg.trainer.batch_size, ours["train_sequences"], ours["train_targets"])
+    print(f"[{dataset.key} / {encoder}] RecBole {MODELS[encoder]} (train_batch_size {batch}) ...", flush=True)
+    cfg.dataset.cache_dir = str(scratch / "cache")
+    split = our_split(cfg.dataset)
+    write_atomic(ordered_events(cfg.dataset), scratch / "atomic", dataset.recbole_name)
+    config = recbole_config(cfg, dataset.recbole_name, scratch / "atomic", scratch / "recbole-saved", batch)
+    result = run_recbole(python, dataset, config, MODELS[encoder], args.threads, scratch)
+    theirs_split = {"counts": result["counts"], "valid": result["valid_targets"], "test": result["test_targets"]}
+    problems = compare_splits(split, theirs_split)
+    if problems:
+        raise SystemExit(f"RecBole's split of {dataset.key} differs from ours ({'; '.join(problems)}), so the figures would not compare.")
+    targets = {"train": args.train_target, "eval": args.eval_target}
+    row = pair_row(dataset.key, encoder, ours, recbole_side(result, batch), targets)
+    row["our_batch_size"], row["recbole_train_batch_size"] = cfg.trainer.batch_size, batch
+    return row
+
+
+def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
+    """Every dataset x model pair; prints the table, writes JSON / markdown; 1 when a target is missed."""
+    for key in args.datasets:
+        if not DATASETS[key].path.exists():
+            raise SystemExit(f"Benchmark data {DATASETS[key].path} is missing: the peer benchmark reads ../shared/data.")
+    python = ensure_recbole_venv(args.recbole_venv, install=not args.skip_recbole_install)
+    meta = {
+        "machine": machine(), "threads": args.threads, "epochs": args.epochs, "patience": args.patience,
+        "seed": args.seed, "argv": sys.argv[2:],
+        "recbole_batch_rule": f"{args.recbole_batch} prefixes" if args.recbole_batch else
+        "our batch size x our mean targets per training sequence (same optimizer steps and targets per step)",
+    }
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as tmp:
+        scratch = args.workdir or Path(tmp)
+        scratch.mkdir(parents=True, exist_ok=True)
+        for key in args.datasets:
+            for encoder in args.models:
+                rows.append(run_pair(DATASETS[key], encoder, args, python, scratch, train_child))
+                meta["our_batch"] = ", ".join(sorted({str(row["our_batch_size"]) for row in rows}))
+                if args.out:  # after every pair: an hours-long run that fails late keeps what it measured
+                    args.out.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2, default=str) + "\n")
+    print()
+    print("\n".join(table_lines(rows)))
+    print()
+    print("\n".join(verdict_lines(rows)))
+    if args.markdown:
+        args.markdown.write_text(markdown_report(rows, meta))
+    else:
+        print()
+        print(markdown_report(rows, meta))
+    return 0 if all(all(row["checks"].values()) for row in rows) else 1
