@@ -20,7 +20,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,8 +52,6 @@ class Row:
     label: str
     overrides: list[str]
     dataset: str
-    notes: str = ""
-    extra: list[str] = field(default_factory=list)
 
 
 # ML-100K: every encoder x {ce, sampled_softmax}, then each encoder option once (on the encoder

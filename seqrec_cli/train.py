@@ -25,7 +25,7 @@ from seqrec_cli import data as data_module
 from seqrec_cli import models, tracking
 from seqrec_cli.config import TrainConfig, metric_names, register_schemas, to_train_config
 from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
-from seqrec_cli.data.batches import has_training_rows, side_inputs
+from seqrec_cli.data.batches import side_inputs
 from seqrec_cli.errors import UserError
 from seqrec_cli.runtime import (
     Distributed,
@@ -109,11 +109,11 @@ def _run(
         )
 
     side = side_inputs(splits.data, splits.train_end, cfg.encoder.time_features == "gap", cfg.model.user_embedding)
-    trained_users = has_training_rows(splits.data, splits.train_end)
-    user_ids = splits.data.user_ids[trained_users].tolist() if cfg.model.user_embedding else None
+    # Users with a vector are those given a row > 0; best.pt keeps their original ids in row order.
+    user_ids = splits.data.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
 
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
-    model = models.build(cfg.model, cfg.encoder, splits.data.n_items, int(trained_users.sum()) + 1)
+    model = models.build(cfg.model, cfg.encoder, splits.data.n_items, len(user_ids) + 1 if user_ids is not None else 0)
     torch.manual_seed(t.seed + dist_info.rank)  # same init everywhere, own dropout masks per process
     n_params = models.count_parameters(model)
     log.info(
