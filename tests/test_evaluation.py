@@ -58,3 +58,44 @@ def test_unmasked_evaluation_ranks_history_items_too(splits):
     b = evaluation.rank_all(unmasked, scorer, 50)
     assert (a <= b).all() and (a < b).any()
     assert len(unmasked.mask_items) == 0 and len(masked.mask_items) > 0
+
+
+def reference_ranks(model, splits, split, max_len):
+    """The plain way: full-width forward of every row at once, then a direct count per row."""
+    from seqrec_cli.data.batches import history_rows
+
+    items, lengths = history_rows(splits.data, split.users, split.history_end, max_len)
+    items, lengths = torch.as_tensor(items), torch.as_tensor(lengths)
+    with torch.no_grad():
+        hidden = model(items, lengths)[torch.arange(len(items)), lengths - 1]
+        scores = model.scores(hidden).numpy()
+    data, ranks = splits.data, []
+    for row, target in enumerate(split.targets):
+        u, end = split.users[row], split.history_end[row]
+        seen = set(data.items[data.offsets[u] : end].tolist()) - {target}
+        s, t = scores[row], scores[row, target - 1]
+        keep = np.array([i not in seen for i in range(1, data.n_items + 1)])
+        ids = np.arange(1, data.n_items + 1)
+        ranks.append(int(np.sum(keep & ((s > t) | ((s == t) & (ids < target))))))
+    return np.array(ranks)
+
+
+@pytest.mark.parametrize("name", ["attention", "gru"])
+def test_grouped_widths_and_last_position_shortcut_give_the_reference_ranks(splits, name):
+    """Same numbers before and after the evaluation speed-ups: rows grouped by width, the final
+    block run on the last position only, and the float-buffer rank counting give, row by row,
+    the ranks of a plain full-width forward pass and a direct count."""
+    torch.manual_seed(0)
+    model = build(ModelConfig(embedding_dim=16, max_len=10), EncoderConfig(name=name), splits.data.n_items).eval()
+    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"))
+    assert len(set(inputs.widths.tolist())) > 1  # the synthetic lengths really span several widths
+    got = evaluation.rank_all(inputs, evaluation.model_scorer(model, amp=False), 64)
+    assert (got == reference_ranks(model, splits, splits.test, 10)).all()
+
+
+def test_input_widths_and_batches_never_mix_widths():
+    assert evaluation.input_widths(np.array([1, 8, 9, 16, 17, 49, 50, 80]), 50).tolist() == [8, 8, 16, 16, 24, 50, 50, 50]
+    widths = np.array([8, 8, 8, 16, 24, 24, 24, 24, 24])
+    got = evaluation.batch_slices(widths, 3)
+    assert [(s.start, s.stop) for s in got] == [(0, 3), (3, 4), (4, 7), (7, 9)]
+    assert evaluation.batch_slices(np.zeros(0, dtype=np.int64), 3) == []

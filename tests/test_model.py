@@ -49,6 +49,21 @@ def test_padding_never_changes_a_real_position(name, pre_norm):
     assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, pre_norm", VARIANTS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_last_hidden_equals_the_full_forward_at_each_rows_last_item(name, pre_norm, layers):
+    """Evaluation's shortcut (only the last position through the final block) computes the same
+    state as a training forward pass, for rows of every length, at any input width."""
+    model = make(name, pre_norm=pre_norm, layers=layers, max_len=12)
+    torch.manual_seed(2)
+    lengths = torch.tensor([1, 2, 5, 12, 7, 3])
+    x = torch.randint(1, 51, (6, 12)) * (torch.arange(12)[None, :] < lengths[:, None])
+    full = model(x, lengths)[torch.arange(6), lengths - 1]
+    assert torch.allclose(model.last_hidden(x, lengths), full, atol=1e-5)
+    short = lengths[:3]  # rows of length <= 5 cut to width 5, as evaluation's width groups do
+    assert torch.allclose(model.last_hidden(x[:3, :5], short), full[:3], atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ENCODERS)
 def test_initial_loss_is_close_to_log_n_items(name):
     n_items = 1000

@@ -5,6 +5,11 @@ the most recent item always sits at position max_len - 1), blocks of multi-head 
 self-attention and a point-wise feed-forward net with residuals and layer norm (pre-LN or post-LN),
 and a final layer norm. Rows are right-padded, so with the causal mask a real position never
 attends to padding; padding positions are zeroed after every block so they carry nothing.
+
+`last` serves evaluation and recommendation, which need only the state after each row's last
+item: the final block then computes one query per row (keys and values still cover the row), and
+its feed-forward net runs on that one position. With one block and a 50-wide window this is ~3x
+less encoder work; the result equals `forward` at that position up to float rounding (tested).
 """
 
 from __future__ import annotations
@@ -36,12 +41,35 @@ class AttentionBlock(nn.Module):
         )
         return self.out(y.transpose(1, 2).reshape(b, length, dim))
 
+    def attend_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """`attend`'s output [b, dim] at position `last[i]` of each row only."""
+        b, length, dim = x.shape
+        heads, size = self.num_heads, dim // self.num_heads
+        w, bias = self.qkv.weight, self.qkv.bias
+        x_last = x[torch.arange(b, device=x.device), last]
+        q = F.linear(x_last, w[:dim], bias[:dim]).view(b, heads, 1, size)
+        k, v = F.linear(x, w[dim:], bias[dim:]).view(b, length, 2, heads, size).permute(2, 0, 3, 1, 4)
+        visible = torch.arange(length, device=x.device)[None, :] <= last[:, None]  # keys up to the query
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=visible[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.reshape(b, dim))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_norm:
             x = x + self.drop(self.attend(self.norm_attn(x)))
             return x + self.drop(self.ffn(self.norm_ffn(x)))
         x = self.norm_attn(x + self.drop(self.attend(x)))
         return self.norm_ffn(x + self.drop(self.ffn(x)))
+
+    def forward_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """`forward`'s output [b, dim] at position `last[i]` of each row only."""
+        x_last = x[torch.arange(len(x), device=x.device), last]
+        if self.pre_norm:
+            y = x_last + self.drop(self.attend_last(self.norm_attn(x), last))
+            return y + self.drop(self.ffn(self.norm_ffn(y)))
+        y = self.norm_attn(x_last + self.drop(self.attend_last(x, last)))
+        return self.norm_ffn(y + self.drop(self.ffn(y)))
 
 
 class AttentionEncoder(nn.Module):
@@ -58,12 +86,21 @@ class AttentionEncoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(dim) if pre_norm else nn.Identity()
 
-    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        length = emb.shape[1]
-        steps = torch.arange(length, device=emb.device)
+    def _inputs(self, emb: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = torch.arange(emb.shape[1], device=emb.device)
         real = (steps[None, :] < lengths[:, None]).unsqueeze(-1)
         pos = (steps[None, :] + (self.max_len - lengths)[:, None]).clamp(0, self.max_len - 1)
-        h = self.drop(emb * self.scale + self.positions(pos)) * real
+        return self.drop(emb * self.scale + self.positions(pos)) * real, real
+
+    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h, real = self._inputs(emb, lengths)
         for block in self.blocks:
             h = block(h) * real
         return self.final_norm(h)
+
+    def last(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The state [b, dim] after each row's last real item (`forward` at position lengths - 1)."""
+        h, real = self._inputs(emb, lengths)
+        for block in self.blocks[:-1]:
+            h = block(h) * real
+        return self.final_norm(self.blocks[-1].forward_last(h, lengths - 1))

@@ -59,14 +59,20 @@ class SequentialRecommender(nn.Module):
 
         `gaps` [batch, length] and `users` [batch] are required when the model was built with
         them; a user row of 0 means "no user vector"."""
+        hidden = self.encoder(self._embed(items, gaps), lengths)
+        return self._with_user(hidden, users[:, None] if users is not None else None)
+
+    def _embed(self, items: torch.Tensor, gaps: Optional[torch.Tensor]) -> torch.Tensor:
         emb = self.item_embedding(items)
         if self.gap_embedding is not None:
             if gaps is None:
                 raise ValueError("this model was built with time-gap features: pass gaps")
             emb = emb + self.gap_embedding(gaps)
-        hidden = self.encoder(emb, lengths)
+        return emb
+
+    def _with_user(self, hidden: torch.Tensor, users: Optional[torch.Tensor]) -> torch.Tensor:
         if self.user_embedding is not None and users is not None:
-            hidden = hidden + self.user_embedding(users)[:, None, :]
+            hidden = hidden + self.user_embedding(users)
         return hidden
 
     def last_hidden(
@@ -76,9 +82,10 @@ class SequentialRecommender(nn.Module):
         gaps: Optional[torch.Tensor] = None,
         users: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """The state after each row's last real item: what predicts the next one."""
-        hidden = self(items, lengths, gaps, users)
-        return hidden[torch.arange(len(items), device=items.device), lengths - 1]
+        """The state after each row's last real item: what predicts the next one. Encoders
+        compute only what that state needs (`encoder.last`), which is what makes evaluation and
+        recommendation cheaper than a training forward pass."""
+        return self._with_user(self.encoder.last(self._embed(items, gaps), lengths), users)
 
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores for items 1..n_items (column j is item j + 1)."""

@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def at_last(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The state [b, dim] at each row's last real position."""
+    return states[torch.arange(len(states), device=states.device), lengths - 1]
+
+
 class RecurrentEncoder(nn.Module):
     def __init__(self, kind: str, dim: int, hidden_size: int, num_layers: int, dropout: float) -> None:
         super().__init__()
@@ -26,6 +31,11 @@ class RecurrentEncoder(nn.Module):
     def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(self.in_drop(emb))
         return self.proj(self.out_drop(out))
+
+    def last(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The state after each row's last real item; the projection runs on that row only."""
+        out, _ = self.rnn(self.in_drop(emb))
+        return self.proj(self.out_drop(at_last(out, lengths)))
 
 
 class RecurrentAttentionEncoder(nn.Module):
@@ -57,3 +67,7 @@ class RecurrentAttentionEncoder(nn.Module):
         context = F.scaled_dot_product_attention(heads(self.query(h)), heads(self.key(h)), heads(h), is_causal=True)
         context = context.transpose(1, 2).reshape(b, length, size)
         return self.proj(self.out_drop(torch.cat([h, context], dim=-1)))
+
+    def last(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The state after each row's last real item."""
+        return at_last(self(emb, lengths), lengths)

@@ -4,6 +4,12 @@ The inputs of a split (padded histories, targets, the history items to mask) are
 kept on the device; each evaluation then only runs the model in large batches and counts, per
 user, the items that outrank the target. Metrics are computed from integer ranks over all users,
 so they do not depend on the evaluation batch size.
+
+Rows are stored grouped by input width: each row's width is its own history length rounded up to
+a multiple of WIDTH_STEP (capped at max_len), and a batch never mixes widths. Short histories
+then skip most of their padding (Amazon Beauty: mean history 9 of a 50-wide window; the encoder
+pass of a validation run went from ~2.8 s to ~0.6 s on one core), while a row's arithmetic still
+depends only on the row itself, never on which batch it lands in.
 """
 
 from __future__ import annotations
@@ -21,18 +27,30 @@ from seqrec_cli.metrics import ranking_metrics, target_ranks
 from seqrec_cli.models import SequentialRecommender
 
 
+WIDTH_STEP = 8
+
+
 @dataclass
 class EvalInputs:
+    """One split's rows, sorted by input width (`order` maps them back to the split's order)."""
+
     items: torch.Tensor  # [n, max_len] right-padded model input
     lengths: torch.Tensor  # [n]
     targets: torch.Tensor  # [n] item ids
     mask_offsets: np.ndarray  # [n + 1] CSR offsets into mask_items
     mask_items: torch.Tensor  # flat item ids to exclude from each row's ranking
+    widths: np.ndarray  # [n] input width of each row, non-decreasing
+    order: np.ndarray  # [n] the split row each row holds
     gaps: Optional[torch.Tensor] = None  # [n, max_len] time-gap buckets, when the model uses them
     users: Optional[torch.Tensor] = None  # [n] model user rows, when the model has user vectors
 
     def __len__(self) -> int:
         return len(self.targets)
+
+
+def input_widths(lengths: np.ndarray, max_len: int) -> np.ndarray:
+    """Each row's input width: its length rounded up to a multiple of WIDTH_STEP, at most max_len."""
+    return np.minimum(-(-np.asarray(lengths, dtype=np.int64) // WIDTH_STEP) * WIDTH_STEP, max_len)
 
 
 def prepare(
@@ -42,49 +60,68 @@ def prepare(
     """The split's model inputs and masks, on `device`; `side` adds the inputs optional model
     features need (time gaps, user rows)."""
     data = splits.data
-    items, lengths = history_rows(data, split.users, split.history_end, max_len)
-    starts = data.offsets[split.users]
-    n_mask = (split.history_end - starts) if mask_history else np.zeros(len(split), dtype=np.int64)
+    lengths = np.minimum(split.history_end - data.offsets[split.users], max_len)
+    widths = input_widths(lengths, max_len)
+    order = np.argsort(widths, kind="stable")
+    users, history_end = split.users[order], split.history_end[order]
+    items, lengths = history_rows(data, users, history_end, max_len)
+    starts = data.offsets[users]
+    n_mask = (history_end - starts) if mask_history else np.zeros(len(split), dtype=np.int64)
     mask_offsets = np.zeros(len(split) + 1, dtype=np.int64)
     np.cumsum(n_mask, out=mask_offsets[1:])
     flat = np.repeat(starts, n_mask) + (np.arange(mask_offsets[-1]) - np.repeat(mask_offsets[:-1], n_mask))
     return EvalInputs(
         items=torch.as_tensor(items, device=device),
         lengths=torch.as_tensor(lengths, device=device),
-        targets=torch.as_tensor(split.targets, device=device),
+        targets=torch.as_tensor(split.targets[order], device=device),
         mask_offsets=mask_offsets,
         mask_items=torch.as_tensor(data.items[flat].astype(np.int64), device=device),
+        widths=widths[order],
+        order=order,
         gaps=(
-            torch.as_tensor(history_gaps(side.gaps, data, split.users, split.history_end, max_len), device=device)
+            torch.as_tensor(history_gaps(side.gaps, data, users, history_end, max_len), device=device)
             if side.gaps is not None else None
         ),
-        users=torch.as_tensor(side.user_rows[split.users], device=device) if side.user_rows is not None else None,
+        users=torch.as_tensor(side.user_rows[users], device=device) if side.user_rows is not None else None,
     )
 
 
 ScoreFn = Callable[[EvalInputs, slice], torch.Tensor]
 
 
+def batch_slices(widths: np.ndarray, batch_size: int) -> list[slice]:
+    """Consecutive runs of at most `batch_size` rows, never mixing two widths."""
+    bounds = np.flatnonzero(np.diff(widths)) + 1
+    edges = np.concatenate([[0], bounds, [len(widths)]]) if len(widths) else np.zeros(1, dtype=np.int64)
+    return [
+        slice(start, min(start + batch_size, stop))
+        for first, stop in zip(edges[:-1].tolist(), edges[1:].tolist())
+        for start in range(first, stop, batch_size)
+    ]
+
+
 def rank_all(inputs: EvalInputs, score_batch: ScoreFn, batch_size: int) -> np.ndarray:
-    """0-based target ranks of every row; `score_batch` gives [rows, n_items] scores for a slice."""
-    ranks = []
-    for start in range(0, len(inputs), batch_size):
-        rows = slice(start, min(start + batch_size, len(inputs)))
+    """0-based target ranks of every row, in the split's order; `score_batch` gives
+    [rows, n_items] scores for a slice of rows that all have the same width."""
+    ranks = np.zeros(len(inputs), dtype=np.int64)
+    for rows in batch_slices(inputs.widths, batch_size):
         scores = score_batch(inputs, rows).float()
         a, b = inputs.mask_offsets[rows.start], inputs.mask_offsets[rows.stop]
         counts = torch.as_tensor(np.diff(inputs.mask_offsets[rows.start : rows.stop + 1]), device=scores.device)
         mask_rows = torch.repeat_interleave(torch.arange(len(counts), device=scores.device), counts)
-        ranks.append(target_ranks(scores, inputs.targets[rows] - 1, mask_rows, inputs.mask_items[a:b] - 1))
-    return torch.cat(ranks).cpu().numpy() if ranks else np.zeros(0, dtype=np.int64)
+        batch = target_ranks(scores, inputs.targets[rows] - 1, mask_rows, inputs.mask_items[a:b] - 1)
+        ranks[inputs.order[rows]] = batch.cpu().numpy()
+    return ranks
 
 
 def model_scorer(model: SequentialRecommender, amp: bool) -> ScoreFn:
     def score(inputs: EvalInputs, rows: slice) -> torch.Tensor:
-        # No trimming of trailing padding here: a fixed input width keeps every row's arithmetic
-        # identical whatever batch it lands in, so metrics cannot depend on the batch size.
-        gaps = inputs.gaps[rows] if inputs.gaps is not None else None
+        # The width comes from the rows themselves (all equal within a slice), never from the
+        # batch, so a row's arithmetic is the same whatever batch it lands in.
+        width = int(inputs.widths[rows.start])
+        gaps = inputs.gaps[rows, :width] if inputs.gaps is not None else None
         users = inputs.users[rows] if inputs.users is not None else None
-        return model.scores(model.last_hidden(inputs.items[rows], inputs.lengths[rows], gaps, users))
+        return model.scores(model.last_hidden(inputs.items[rows, :width], inputs.lengths[rows], gaps, users))
 
     def scored(inputs: EvalInputs, rows: slice) -> torch.Tensor:
         device = inputs.items.device
