@@ -87,6 +87,6 @@ class SequentialRecommender(nn.Module):
         recommendation cheaper than a training forward pass."""
         return self._with_user(self.encoder.last(self._embed(items, gaps), lengths), users)
 
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores for items 1..n_items (column j is item j + 1)."""
-        return hidden @ self.item_embedding.weight[1:].T
+    def scores(self, hidden: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Scores for items 1..n_items (column j is item j + 1), into `out` when given."""
+        return torch.matmul(hidden, self.item_embedding.weight[1:].T, out=out)
