@@ -27,21 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 RUNNER = Path(__file__).resolve().with_name("recbole_runner.py")
+sys.path.insert(0, str(RUNNER.parent))
+from peer_data import compare_splits, ordered_events, our_split, write_atomic  # noqa: E402
+from peer_table import machine, markdown_report, pair_row, table_lines, verdict_lines  # noqa: E402
 
 # RecBole 1.2.1 breaks with numpy 2 and pandas 3; its `ray` import needs pkg_resources (setuptools
 # < 81). torch==2.13.0 is the CPU build on this machine's local wheel store, as for our side.
@@ -100,93 +100,6 @@ def ensure_recbole_venv(venv: Path, install: bool = True) -> Path:
         print(done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"Installing RecBole into {venv} failed (pip exit code {done.returncode}); see the pip output above.")
     return recbole_python(venv)
-
-
-# ------------------------------------------------------------------------------------- data
-
-
-def ordered_events(cfg: Any) -> pd.DataFrame:
-    """Our reader's events with `position` = rank in our time order.
-
-    Our pipeline sorts each user's events by exact timestamp with ties in file order (a stable
-    sort); a stable argsort of all timestamps gives positions consistent with that within every
-    user. Without a time column the file order is the time order. Positions are small distinct
-    integers, exact in RecBole's float32, so RecBole's own sort reproduces our order.
-    """
-    from seqrec_cli.data.sources import locate, read_events
-
-    events = read_events(cfg, locate(cfg))
-    if "time" in events.columns:
-        order = np.argsort(events["time"].to_numpy(), kind="stable")
-    else:
-        order = np.arange(len(events))
-    position = np.empty(len(events), dtype=np.int64)
-    position[order] = np.arange(len(events))
-    return pd.DataFrame({"user": events["user"], "item": events["item"], "position": position})
-
-
-def write_atomic(events: pd.DataFrame, folder: Path, name: str) -> Path:
-    """Write `folder/name/name.inter` (RecBole's atomic format) with positions as the time field."""
-    target = folder / name
-    target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{name}.inter"
-    table = pd.DataFrame({
-        "user_id:token": events["user"].astype(str),
-        "item_id:token": events["item"].astype(str),
-        "timestamp:float": events["position"].astype(np.int64),
-    })
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
-    return path
-
-
-def leave_one_out_targets(events: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """Validation and test target per user as RecBole's LS split picks them from an atomic file.
-
-    RecBole sorts by (user, time) and gives each user's last event to test and the one before to
-    validation; used in the tests to show the written positions reproduce our targets.
-    """
-    ordered = events.sort_values(["user", "position"], kind="stable")
-    valid: dict[str, str] = {}
-    test: dict[str, str] = {}
-    for user, items in ordered.groupby("user", sort=False)["item"]:
-        seq = items.astype(str).tolist()
-        if len(seq) >= 3:
-            valid[str(user)], test[str(user)] = seq[-2], seq[-1]
-    return {"valid": valid, "test": test}
-
-
-def our_split(cfg: Any) -> dict[str, Any]:
-    """Filtered counts and every evaluated user's targets from our own pipeline, in original ids."""
-    from seqrec_cli.data import load
-
-    splits, summary = load(cfg)
-    data = splits.data
-
-    def targets(split: Any) -> dict[str, str]:
-        return {str(data.user_ids[u]): str(data.item_ids[t - 1]) for u, t in zip(split.users, split.targets)}
-
-    return {
-        "counts": {"users": summary["users"], "items": summary["items"], "interactions": summary["interactions"]},
-        "valid": targets(splits.valid),
-        "test": targets(splits.test),
-    }
-
-
-def compare_splits(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    """Sentences naming every difference between our split and RecBole's (empty = identical)."""
-    problems = [
-        f"{key}: ours {ours['counts'][key]}, RecBole {theirs['counts'][key]}"
-        for key in ("users", "items", "interactions")
-        if ours["counts"][key] != theirs["counts"][key]
-    ]
-    for split in ("valid", "test"):
-        mine, other = ours[split], theirs[split]
-        differ = [u for u in mine if other.get(u) != mine[u]] + [u for u in other if u not in mine]
-        if differ:
-            problems.append(f"{split} targets differ for {len(differ)} users (e.g. user {differ[0]})")
-    return problems
 
 
 # ----------------------------------------------------------------------------------- configs
@@ -350,130 +263,6 @@ def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any
     }
 
 
-# ------------------------------------------------------------------------------- comparison
-
-# (label, key, how to get the figure, ratio direction): "up" = ours / RecBole (higher is better),
-# "down" = RecBole / ours (lower is better), so every ratio reads "> 1 = ours better".
-MEASURES = [
-    ("seconds / training epoch", "s_per_epoch", "down"),
-    ("training sequences / s", "sequences_per_s", None),
-    ("target positions / s", "targets_per_s", "up"),
-    ("seconds / eval pass", "eval_s_per_pass", "down"),
-    ("users evaluated / s", "users_per_s", "up"),
-    ("peak RSS (GB)", "peak_rss_gb", "down"),
-    ("test NDCG@10", "test_ndcg@10", "up"),
-    ("test HR@10", "test_hr@10", "up"),
-    ("epochs run (best)", "epochs", None),
-]
-
-
-def derived(side: dict[str, Any]) -> dict[str, Any]:
-    """Throughputs from the raw figures of one side."""
-    s = side["s_per_epoch"]
-    return {
-        **side,
-        "sequences_per_s": side["train_sequences"] / s if s else float("nan"),
-        "targets_per_s": side["train_targets"] / s if s else float("nan"),
-        "users_per_s": side["eval_users"] / side["eval_s_per_pass"] if side["eval_s_per_pass"] else float("nan"),
-        "epochs": f"{side['epochs_run']} ({side['best_epoch']})",
-    }
-
-
-def ratio(ours: Any, theirs: Any, direction: Optional[str]) -> Optional[float]:
-    """How many times better ours is (> 1 = ours better); None where no ratio makes sense."""
-    if direction is None or not ours or not theirs:
-        return None
-    return ours / theirs if direction == "up" else theirs / ours
-
-
-def pair_row(dataset: str, encoder: str, ours: dict[str, Any], theirs: dict[str, Any], targets: dict[str, float]) -> dict[str, Any]:
-    """One dataset x model comparison: both sides, the ratios and whether each target is met."""
-    ours, theirs = derived(ours), derived(theirs)
-    ratios = {key: ratio(ours[key], theirs[key], direction) for _, key, direction in MEASURES}
-    checks = {
-        f"training >= {targets['train']:g}x": (ratios["s_per_epoch"] or 0) >= targets["train"],
-        f"evaluation >= {targets['eval']:g}x": (ratios["eval_s_per_pass"] or 0) >= targets["eval"],
-        "test NDCG@10 >= RecBole's": ours["test_ndcg@10"] >= theirs["test_ndcg@10"],
-    }
-    return {"dataset": dataset, "model": f"{encoder} vs {MODELS[encoder]}", "ours": ours, "recbole": theirs,
-            "ratios": ratios, "checks": checks}
-
-
-def _fmt(value: Any, key: str) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return value
-    if key in ("test_ndcg@10", "test_hr@10"):
-        return f"{value:.4f}"
-    if key in ("eval_s_per_pass", "peak_rss_gb"):
-        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}"
-
-
-def table_lines(rows: list[dict[str, Any]], markdown: bool = False) -> list[str]:
-    """The comparison as a plain or markdown table: one line per dataset x model x measure."""
-    header = ["dataset", "model (ours vs RecBole)", "measure", "ours", "RecBole", "ratio (>1 = ours better)"]
-    body = []
-    for row in rows:
-        for label, key, _ in MEASURES:
-            r = row["ratios"][key]
-            body.append([row["dataset"], row["model"], label, _fmt(row["ours"][key], key),
-                         _fmt(row["recbole"][key], key), "—" if r is None else f"{r:.2f}x"])
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return lines + ["| " + " | ".join(cells) + " |" for cells in body]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
-    fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
-    return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*cells) for cells in body]
-
-
-def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{row['dataset']} {row['model']}: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in row["checks"].items())
-        for row in rows
-    ]
-
-
-def machine() -> dict[str, Any]:
-    """What the figures depend on: CPU model, cores, load, versions."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "recbole": RECBOLE_VERSION, "load_average": [round(x, 2) for x in os.getloadavg()],
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-
-
-def markdown_report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """A section to paste into docs/PERFORMANCE.md: settings, machine, the table, the verdicts."""
-    lines = [
-        f"Measured {meta['machine']['date']} on {meta['machine']['cpu']} ({meta['machine']['cores']} cores, "
-        f"load average {meta['machine']['load_average'][0]} at the start), {meta['threads']} torch threads per side, "
-        f"torch {meta['machine']['torch']}, RecBole {meta['machine']['recbole']}; "
-        f"at most {meta['epochs']} epoch(s), patience {meta['patience']}, seed {meta['seed']}.",
-        f"Training batch: ours {meta['our_batch']} sequences; RecBole {meta['recbole_batch_rule']}.",
-        "",
-        "`python scripts/benchmark.py peer " + " ".join(meta["argv"]) + "`",
-        "",
-        *table_lines(rows, markdown=True),
-        "",
-        *(f"- {line}" for line in verdict_lines(rows)),
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # ------------------------------------------------------------------------------------ driver
 
 
@@ -519,7 +308,7 @@ def run_pair(
     if problems:
         raise SystemExit(f"RecBole's split of {dataset.key} differs from ours ({'; '.join(problems)}), so the figures would not compare.")
     targets = {"train": args.train_target, "eval": args.eval_target}
-    row = pair_row(dataset.key, encoder, ours, recbole_side(result, batch), targets)
+    row = pair_row(dataset.key, f"{encoder} vs {MODELS[encoder]}", ours, recbole_side(result, batch), targets)
     row["our_batch_size"], row["recbole_train_batch_size"] = cfg.trainer.batch_size, batch
     return row
 
@@ -531,7 +320,7 @@ def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
             raise SystemExit(f"Benchmark data {DATASETS[key].path} is missing: the peer benchmark reads ../shared/data.")
     python = ensure_recbole_venv(args.recbole_venv, install=not args.skip_recbole_install)
     meta = {
-        "machine": machine(), "threads": args.threads, "epochs": args.epochs, "patience": args.patience,
+        "machine": machine(RECBOLE_VERSION), "threads": args.threads, "epochs": args.epochs, "patience": args.patience,
         "seed": args.seed, "argv": sys.argv[2:],
         "recbole_batch_rule": f"{args.recbole_batch} prefixes" if args.recbole_batch else
         "our batch size x our mean targets per training sequence (same optimizer steps and targets per step)",

@@ -19,6 +19,8 @@ from seqrec_cli.config import DatasetConfig
 
 sys.path.insert(0, str(REPO / "scripts"))
 import peer  # noqa: E402
+import peer_data  # noqa: E402
+import peer_table  # noqa: E402
 
 # user, item, rating, timestamp in file order. Ties at the end of users 1 and 2 decide the test and
 # validation targets: our rule keeps file order (user 1: ... 40 then 30; user 2: 50 then 20 then 10).
@@ -40,18 +42,18 @@ def ml100k_like(tmp_path: Path) -> DatasetConfig:
 
 def test_positions_reproduce_our_leave_one_out_targets_at_timestamp_ties(tmp_path):
     cfg = ml100k_like(tmp_path)
-    ours = peer.our_split(cfg)
+    ours = peer_data.our_split(cfg)
     assert ours["test"] == {"1": "30", "2": "10", "3": "40"}
     assert ours["valid"] == {"1": "40", "2": "20", "3": "50"}
 
-    path = peer.write_atomic(peer.ordered_events(cfg), tmp_path / "atomic", "peer_test")
+    path = peer_data.write_atomic(peer_data.ordered_events(cfg), tmp_path / "atomic", "peer_test")
     assert path == tmp_path / "atomic" / "peer_test" / "peer_test.inter"
     table = pd.read_csv(path, sep="\t", dtype=str)
     assert list(table.columns) == ["user_id:token", "item_id:token", "timestamp:float"]
     back = pd.DataFrame({"user": table["user_id:token"], "item": table["item_id:token"],
                          "position": table["timestamp:float"].astype(int)})
     assert back["position"].is_unique  # no ties left for RecBole's sort to break its own way
-    theirs = peer.leave_one_out_targets(back)
+    theirs = peer_data.leave_one_out_targets(back)
     assert theirs == {"valid": ours["valid"], "test": ours["test"]}
 
 
@@ -59,8 +61,8 @@ def test_raw_timestamps_would_pick_other_targets(tmp_path):
     """The case is not trivial: sorting ties any other way (here by item) changes the targets."""
     raw = pd.DataFrame(U_DATA, columns=["user", "item", "rating", "time"])
     raw = raw.sort_values(["user", "time", "item"]).assign(position=range(len(raw)))
-    ours = peer.our_split(ml100k_like(tmp_path))
-    assert peer.leave_one_out_targets(raw)["test"] != ours["test"]
+    ours = peer_data.our_split(ml100k_like(tmp_path))
+    assert peer_data.leave_one_out_targets(raw)["test"] != ours["test"]
 
 
 def test_sequence_files_use_the_position_in_the_line(tmp_path):
@@ -68,18 +70,18 @@ def test_sequence_files_use_the_position_in_the_line(tmp_path):
     path.write_text("1 5 3 9 3\n2 9 5 7\n3 3 5\n")
     cfg = DatasetConfig(name="sequences", source="sequences", path=str(path), time_col=None,
                         min_user_count=1, min_item_count=1, cache_dir=str(tmp_path / "cache"))
-    events = peer.ordered_events(cfg)
+    events = peer_data.ordered_events(cfg)
     assert events["position"].tolist() == list(range(9))
-    ours = peer.our_split(cfg)
+    ours = peer_data.our_split(cfg)
     assert ours["test"] == {"1": "3", "2": "7"} and ours["valid"] == {"1": "9", "2": "5"}
-    assert peer.leave_one_out_targets(events) == {"valid": ours["valid"], "test": ours["test"]}
+    assert peer_data.leave_one_out_targets(events) == {"valid": ours["valid"], "test": ours["test"]}
 
 
 def test_compare_splits_names_each_difference():
     ours = {"counts": {"users": 3, "items": 4, "interactions": 12}, "valid": {"1": "a", "2": "b"}, "test": {"1": "c", "2": "d"}}
-    assert peer.compare_splits(ours, json.loads(json.dumps(ours))) == []
+    assert peer_data.compare_splits(ours, json.loads(json.dumps(ours))) == []
     theirs = {"counts": {"users": 3, "items": 5, "interactions": 12}, "valid": {"1": "a", "2": "x"}, "test": {"1": "c", "2": "d", "9": "e"}}
-    problems = peer.compare_splits(ours, theirs)
+    problems = peer_data.compare_splits(ours, theirs)
     assert problems == ["items: ours 4, RecBole 5", "valid targets differ for 1 users (e.g. user 2)",
                         "test targets differ for 1 users (e.g. user 9)"]
 
@@ -142,9 +144,9 @@ def side(s_per_epoch, eval_s, rss, ndcg, sequences, targets=100_000):
 
 def canned_rows():
     return [
-        peer.pair_row("ml-100k", "attention", side(10.0, 0.05, 0.5, 0.06, 2500), side(150.0, 1.0, 1.5, 0.05, 100_000),
+        peer_table.pair_row("ml-100k", "attention vs SASRec", side(10.0, 0.05, 0.5, 0.06, 2500), side(150.0, 1.0, 1.5, 0.05, 100_000),
                       {"train": 5, "eval": 10}),
-        peer.pair_row("beauty", "gru", side(20.0, 0.5, 0.5, 0.03, 22_000), side(60.0, 2.0, 1.0, 0.04, 150_000),
+        peer_table.pair_row("beauty", "gru vs GRU4Rec", side(20.0, 0.5, 0.5, 0.03, 22_000), side(60.0, 2.0, 1.0, 0.04, 150_000),
                       {"train": 5, "eval": 10}),
     ]
 
@@ -163,16 +165,16 @@ def test_ratios_read_higher_is_ours_better():
 
 def test_tables_plain_and_markdown():
     rows = canned_rows()
-    plain = peer.table_lines(rows)
-    assert len(plain) == 2 + 2 * len(peer.MEASURES)
+    plain = peer_table.table_lines(rows)
+    assert len(plain) == 2 + 2 * len(peer_table.MEASURES)
     assert "15.00x" in plain[2] and plain[2].split()[0] == "ml-100k"
-    md = peer.table_lines(rows, markdown=True)
+    md = peer_table.table_lines(rows, markdown=True)
     assert md[0].startswith("| dataset |") and md[1] == "|---|---|---|---|---|---|"
     assert "| ml-100k | attention vs SASRec | seconds / eval pass | 0.050 | 1.000 | 20.00x |" in md
     meta = {"machine": {"date": "d", "cpu": "CPU X", "cores": 2, "load_average": [0.1], "torch": "t", "recbole": "1.2.1"},
             "threads": 2, "epochs": 10, "patience": 3, "seed": 1, "our_batch": "32", "recbole_batch_rule": "2048 prefixes",
             "argv": ["--epochs", "10"]}
-    report = peer.markdown_report(rows, meta)
+    report = peer_table.markdown_report(rows, meta)
     assert "CPU X" in report and "`python scripts/benchmark.py peer --epochs 10`" in report
     assert "- beauty gru vs GRU4Rec: training >= 5x NO" in report
 
@@ -193,13 +195,13 @@ def test_recbole_runner_sees_our_split(tmp_path):
     cfg = peer.compose_ours(peer.our_overrides(peer.PeerDataset("t", "ml-100k", folder, "peer_t"), "attention",
                                                args(epochs=1, extra=["model.max_len=5"])))
     cfg.dataset.cache_dir = str(tmp_path / "cache")
-    write = peer.write_atomic(peer.ordered_events(cfg.dataset), tmp_path / "atomic", "peer_t")
+    write = peer_data.write_atomic(peer_data.ordered_events(cfg.dataset), tmp_path / "atomic", "peer_t")
     assert write.is_file()
     config = peer.recbole_config(cfg, "peer_t", tmp_path / "atomic", tmp_path / "saved", 64)
     result = peer.run_recbole(peer.recbole_python(RECBOLE_VENV), peer.PeerDataset("t", "ml-100k", folder, "peer_t"),
                               config, "SASRec", 1, tmp_path)
-    ours = peer.our_split(cfg.dataset)
+    ours = peer_data.our_split(cfg.dataset)
     theirs = {"counts": result["counts"], "valid": result["valid_targets"], "test": result["test_targets"]}
-    assert peer.compare_splits(ours, theirs) == []
+    assert peer_data.compare_splits(ours, theirs) == []
     assert len(result["epoch_seconds"]) == 1 and result["peak_rss_kb"] > 0
     assert result["train_samples"] == ours["counts"]["interactions"] - 3 * ours["counts"]["users"]
