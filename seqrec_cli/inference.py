@@ -72,8 +72,10 @@ def top_k(
             g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
             u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
             ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
-            with torch.no_grad(), ctx:
-                scores = model.scores(model.last_hidden(x, n, g, u)).float()
+            with torch.no_grad():
+                with ctx:
+                    hidden = model.last_hidden(x, n, g, u)
+                scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
             if exclude is not None:
                 rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(np.int64)
                 cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
