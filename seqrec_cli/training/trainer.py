@@ -251,21 +251,27 @@ def _train_epoch(
     model.train()
     started = time.perf_counter()
     order = np_rng.permutation(len(data))
+    # The batch rows are sliced from a device copy of the order and the target positions found
+    # with a size known on the host, so no step waits for the GPU: a host->device copy per step
+    # (`torch.as_tensor(rows, device=...)`) and boolean-mask indexing both synchronise.
+    order_dev = torch.as_tensor(order, device=device)
     n_batches = math.ceil(len(order) / t.batch_size)
     loss_sum = torch.zeros((), device=device)
     positions = 0
     with epoch_progress(t.progress and dist_info.is_main) as bar:
         task = bar.add_task(f"epoch {epoch}", total=n_batches, loss=float("nan"), rate=0.0)
         for step in range(n_batches):
-            global_rows = order[step * t.batch_size : (step + 1) * t.batch_size]
+            batch = slice(step * t.batch_size, (step + 1) * t.batch_size)
+            global_rows = order[batch]
             rows_np = global_rows[dist_info.rank :: dist_info.world_size]
+            rows = order_dev[batch][dist_info.rank :: dist_info.world_size]
             # A rank left without rows still runs (with zero weight) so the gradient all-reduce
             # sees every process.
             weight = 1.0 if len(rows_np) else 0.0
-            rows_np = rows_np if len(rows_np) else global_rows[:1]
+            if not weight:
+                rows_np, rows = global_rows[:1], order_dev[batch][:1]
             count = int(data.lengths_cpu[rows_np].sum()) if weight else 0
             global_count = int(data.lengths_cpu[global_rows].sum())
-            rows = torch.as_tensor(rows_np, device=device)
             # Trailing padding columns of the batch carry nothing; cut them (not under compile,
             # where a changing width would trigger recompiles).
             width = cfg.model.max_len if t.compile else int(data.lengths_cpu[rows_np].max())
@@ -274,8 +280,11 @@ def _train_epoch(
             users = data.users[rows] if data.users is not None else None
             with torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
                 hidden = step_model(x, n, gaps, users)
-                real = y > 0
-                loss = loss_fn(model, hidden[real], y[real])
+                # Every position before a row's length has a target (y > 0), so their number is
+                # known here: the same positions as `hidden[y > 0]`, in the same order.
+                n_real = int(data.lengths_cpu[rows_np].sum())
+                real = torch.nonzero_static((y > 0).flatten(), size=n_real).flatten()
+                loss = loss_fn(model, hidden.flatten(0, 1)[real], y.flatten()[real])
             # Scale the per-process mean so that the gradient averaged over processes is the mean
             # over all positions of the global batch (scale 1 without distribution).
             scale = weight * max(count, 1) * dist_info.world_size / global_count
