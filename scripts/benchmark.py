@@ -211,17 +211,18 @@ def run_speed(args: argparse.Namespace) -> int:
                          *([f"dataset.path={args.path}"] if args.path else []), *args.extra]
             m, peak_gb = train_in_child(overrides, Path(scratch) / encoder, Path(scratch) / "cache")
             epoch_s = m["train_seconds"] / m["epochs_run"]
-            evaluations = m["epochs_run"] + 3  # one per epoch, then best-valid, test and the two baselines ~ 3
             rows.append({
                 "encoder": encoder, "dataset": args.dataset, "epochs": m["epochs_run"],
                 "train_s_per_epoch": round(epoch_s, 2),
                 "sequences_per_s": round(m["train_sequences"] / epoch_s, 1),
                 "positions_per_s": round(m["train_positions"] / epoch_s),
-                "eval_s_per_pass": round(m["eval_seconds"] / evaluations, 3),
+                "eval_s_per_pass": round(m["valid_eval_seconds"] / m["epochs_run"], 3),  # eval_every=1
                 "users_evaluated": m["n_users"],
                 "peak_rss_gb": round(peak_gb, 2),
                 "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
                 "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
+                # With --extra trainer.profile_steps=N: a step's wall time and the GPU's share of it.
+                **({f"profile_{k}": m["profile"][k] for k in ("wall_ms_per_step", "device_share")} if "profile" in m else {}),
             })
     columns = list(rows[0])
     print(" | ".join(columns))

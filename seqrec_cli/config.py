@@ -183,6 +183,9 @@ class TrainerConfig:
     compile: bool = False
     grad_clip_norm: Optional[float] = None
     progress: bool = True
+    # Profile this many steps of the first epoch (after 5 warm-up steps): profile.txt in the run
+    # dir, and metrics.json "profile" (ms per step, and on a GPU the share spent in kernels).
+    profile_steps: int = 0
     # Data-parallel training over the processes torchrun starts (NCCL on CUDA, Gloo on CPU).
     distributed: bool = False
     # A run directory (or its checkpoints/last.pt) to continue; the run then writes into it.
@@ -343,6 +346,7 @@ def validate(cfg: TrainConfig) -> None:
     require(t.eval_every > 0, "trainer.eval_every", t.eval_every, "an integer > 0")
     require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "an integer > 0")
     require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "an integer > 0")
+    require(t.profile_steps >= 0, "trainer.profile_steps", t.profile_steps, "an integer >= 0")
     require(
         t.num_threads is None or t.num_threads > 0, "trainer.num_threads", t.num_threads,
         "null or an integer > 0",

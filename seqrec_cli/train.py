@@ -38,7 +38,7 @@ from seqrec_cli.runtime import (
     shutdown_distributed,
 )
 from seqrec_cli.training import evaluation
-from seqrec_cli.training.artifacts import plot_curves, write_json
+from seqrec_cli.training.artifacts import plot_curves, write_json, write_text_atomic
 from seqrec_cli.training.checkpoint import load_checkpoint
 from seqrec_cli.training.progress import results_table, show_table
 from seqrec_cli.training.trainer import TrainingInterrupted, fit
@@ -166,8 +166,13 @@ def _run(
         "total_seconds": round(time.perf_counter() - started, 3),
         "torch_version": torch.__version__,
     }
+    if result.profile is not None:
+        metrics["profile"] = result.profile.summary
     if not write:
         return metrics
+    if result.profile is not None:
+        write_text_atomic(run_dir / "profile.txt", result.profile.table)
+        log.info("Profiled %s", ", ".join(f"{k} {v}" for k, v in result.profile.summary.items() if v is not None))
     write_json(run_dir / "metrics.json", metrics)
     if not plot_curves(run_dir / "curves.png", result.state.history, t.monitor):
         log.info("matplotlib is not installed: skipping curves.png (pip install 'seqrec-cli[plot]').")

@@ -89,6 +89,7 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
         (["debug=smoke", "eval.ks=[0,10]"], ["eval.ks", "> 0"]),
         (["debug=smoke", "trainer.patience=-1"], ["trainer.patience=-1", ">= 0"]),
         (["debug=smoke", "trainer.batch_size=0"], ["trainer.batch_size=0", "> 0"]),
+        (["debug=smoke", "trainer.profile_steps=-2"], ["trainer.profile_steps=-2", "integer"]),
         (["debug=smoke", "trainer.device=tpu"], ["trainer.device", "cuda:N"]),
         (["debug=smoke", "+trainer.foo=1"], ["Unknown config key trainer.foo"]),
         (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
@@ -134,9 +135,22 @@ def test_benchmark_speed_reports_a_row_per_encoder(tmp_path):
     out = tmp_path / "speed.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "benchmark.py"), "speed", "--dataset", "synthetic", "--path", "",
-         "--encoders", "gru", "--epochs", "1", "--extra", "debug=smoke", "--out", str(out)],
+         "--encoders", "gru", "--epochs", "1", "--extra", "debug=smoke", "trainer.batch_size=16", "trainer.profile_steps=1", "--out", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(out.read_text())
     assert row["encoder"] == "gru" and row["sequences_per_s"] > 0 and row["peak_rss_gb"] > 0
+    assert row["eval_s_per_pass"] > 0 and row["profile_wall_ms_per_step"] > 0 and row["profile_device_share"] is None
+
+
+def test_profile_steps_write_the_operator_table_and_a_summary(tmp_path):
+    result = run_cli(["debug=smoke", "trainer.profile_steps=2", "trainer.num_threads=1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = single_run_dir(tmp_path)
+    table = (run_dir / "profile.txt").read_text()
+    assert "Self CPU" in table and "aten::" in table
+    profile = json.loads((run_dir / "metrics.json").read_text())["profile"]
+    assert profile["steps"] == 2 and profile["warmup_steps"] == 5 and profile["device"] == "cpu"
+    assert profile["wall_ms_per_step"] > 0 and profile["host_op_ms_per_step"] > 0
+    assert profile["device_share"] is None  # no GPU kernels to measure on a CPU

@@ -25,6 +25,7 @@ from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import write_history
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
+from seqrec_cli.training.profiling import StepProfile, StepProfiler
 from seqrec_cli.runtime import Distributed, all_reduce_sum, gather_strided
 from seqrec_cli.training.progress import epoch_progress, format_metrics
 from seqrec_cli.training.rng import restore_rng, rng_state
@@ -75,6 +76,7 @@ class FitResult:
     stopped_early: bool
     train_sequences: int = 0
     train_positions: int = 0
+    profile: Optional[StepProfile] = None  # with trainer.profile_steps
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -181,11 +183,17 @@ def fit(
 
     stopped_early = False
     keys = [t.monitor] + [k for k in ("hr@10", "ndcg@10") if k != t.monitor]
+    # The first epoch this process runs is profiled when asked to (trainer.profile_steps).
+    profiler = StepProfiler(t.profile_steps, device) if t.profile_steps else None
     with stop_requests() as stop:
         while state.epoch < t.max_epochs:
             epoch = state.epoch + 1
             started = time.perf_counter()
-            train_loss = _train_epoch(loss_fn, step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp)
+            train_loss = _train_epoch(
+                loss_fn, step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp, profiler
+            )
+            if profiler is not None:
+                profiler.close()
             state.train_seconds += time.perf_counter() - started
             state.epoch = epoch
             row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
@@ -226,6 +234,7 @@ def fit(
     return FitResult(
         state=state, valid=best_valid, stopped_early=stopped_early,
         train_sequences=len(data), train_positions=int(data.lengths_cpu.sum()),
+        profile=profiler.result if profiler is not None else None,
     )
 
 
@@ -241,6 +250,7 @@ def _train_epoch(
     stop: dict[str, Optional[str]],
     dist_info: Distributed,
     use_amp: bool,
+    profiler: Optional[StepProfiler] = None,
 ) -> float:
     """One pass over the training rows; returns the mean loss over all target positions."""
     t = cfg.trainer
@@ -293,6 +303,8 @@ def _train_epoch(
             if t.grad_clip_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
             optimizer.step()
+            if profiler is not None:
+                profiler.step()
             loss_sum += loss.detach() * count
             positions += global_count
             if (step + 1) % sync_every == 0 or step + 1 == n_batches:
