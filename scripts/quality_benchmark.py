@@ -4,7 +4,7 @@ full-ranking numbers (../shared/REFERENCES.md) and the popularity baseline.
 Two ways to name the runs:
 - `--experiment sasrec_beauty [gru_beauty ...]`: one run per `experiment=` preset;
 - `--suite ml-100k`: the table of docs/RESULTS.md, every encoder x loss plus one row per encoder
-  option, all with one seed.
+  option, all with one seed; `--suite beauty`: the three Amazon Beauty presets.
 Each run keeps its own folder under `--runs-dir` (default outputs/quality). A folder that already
 holds metrics.json is reported again without training; one holding only checkpoints/last.pt (an
 interrupted run) is resumed (`trainer.resume`, bit-exact on CPU), so a long suite can be stopped
@@ -65,6 +65,13 @@ SUITES = {
         Row("gru_attention / ce", [*ML100K_BASE, "encoder=gru_attention", "loss=ce"], "ml-100k"),
         Row("attention + time gaps / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "encoder.time_features=gap"], "ml-100k"),
         Row("attention + user vectors / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "model.user_embedding=true"], "ml-100k"),
+    ],
+    # Amazon Beauty: the three presets, which hold the settings measured best here. The recurrent
+    # runs stopped with patience 10 (their presets keep the published 50).
+    "beauty": [
+        Row("sasrec_beauty", ["experiment=sasrec_beauty"], "amazon-beauty"),
+        Row("gru_beauty", ["experiment=gru_beauty", "trainer.patience=10"], "amazon-beauty"),
+        Row("lstm_beauty", ["experiment=lstm_beauty", "trainer.patience=10"], "amazon-beauty"),
     ],
 }
 
