@@ -74,7 +74,8 @@ DATASETS = {
 
 
 def recbole_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
+    # Absolute: RecBole runs with its scratch folder as the working directory.
+    return venv.absolute() / "bin" / "python"
 
 
 def recbole_ready(venv: Path) -> bool:
