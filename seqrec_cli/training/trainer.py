@@ -280,7 +280,8 @@ def _train_epoch(
             weight = 1.0 if len(rows_np) else 0.0
             if not weight:
                 rows_np, rows = global_rows[:1], order_dev[batch][:1]
-            count = int(data.lengths_cpu[rows_np].sum()) if weight else 0
+            local_positions = int(data.lengths_cpu[rows_np].sum())  # every one has a target
+            count = local_positions if weight else 0
             global_count = int(data.lengths_cpu[global_rows].sum())
             # Trailing padding columns of the batch carry nothing; cut them (not under compile,
             # where a changing width would trigger recompiles).
@@ -291,9 +292,8 @@ def _train_epoch(
             with torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
                 hidden = step_model(x, n, gaps, users)
                 # Every position before a row's length has a target (y > 0), so their number is
-                # known here: the same positions as `hidden[y > 0]`, in the same order.
-                n_real = int(data.lengths_cpu[rows_np].sum())
-                real = torch.nonzero_static((y > 0).flatten(), size=n_real).flatten()
+                # known on the host: the same positions as `hidden[y > 0]`, in the same order.
+                real = torch.nonzero_static((y > 0).flatten(), size=local_positions).flatten()
                 loss = loss_fn(model, hidden.flatten(0, 1)[real], y.flatten()[real])
             # Scale the per-process mean so that the gradient averaged over processes is the mean
             # over all positions of the global batch (scale 1 without distribution).
