@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, run_cli, single_run_dir
 
@@ -48,6 +49,17 @@ def test_multirun_leaves_one_complete_run_dir_per_encoder(tmp_path):
     assert [d.name for d in job_dirs] == ["0", "1", "2"]
     encoders = [assert_complete_run_dir(d)["encoder"] for d in job_dirs]
     assert encoders == ["gru", "lstm", "attention"]
+
+
+def test_ligr_block_trains_end_to_end_and_its_checkpoint_reloads(tmp_path):
+    result = run_cli(["debug=smoke", "encoder.block=ligr", "encoder.ffn_size=32", "hydra.run.dir=ligr"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    trained = assert_complete_run_dir(tmp_path / "ligr")
+    weights = torch.load(tmp_path / "ligr" / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    assert any("gate_attn" in key for key in weights) and any("ffn.up" in key for key in weights)
+    result = run_cli(["run=ligr"], tmp_path, module="seqrec_cli.evaluate")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "ligr" / "eval_test.json").read_text())["metrics"] == trained["test"]
 
 
 def test_help_lists_groups_and_options(tmp_path):
@@ -95,6 +107,9 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
         (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
         (["dataset=sequences", "dataset.path=s.txt", "encoder.time_features=gap"], ["time_features", "timestamps"]),
         (["debug=smoke", "encoder.time_features=hours"], ["encoder.time_features", "gap"]),
+        (["debug=smoke", "encoder.block=bert"], ["encoder.block='bert'", "ligr"]),
+        (["debug=smoke", "encoder.block=ligr", "encoder.pre_norm=false"], ["encoder.pre_norm=False", "pre-LN only"]),
+        (["debug=smoke", "encoder=gru", "encoder.block=ligr"], ["encoder.block='ligr'", "no attention blocks"]),
         (["debug=smoke", "encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"],
          ["encoder.num_heads=4", "divisor"]),
     ],

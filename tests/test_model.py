@@ -13,20 +13,21 @@ from seqrec_cli.models import build
 ENCODERS = ["attention", "gru", "lstm", "gru_attention"]
 
 
-def make(name, n_items=50, dim=16, max_len=8, layers=2, pre_norm=True):
+def make(name, n_items=50, dim=16, max_len=8, layers=2, pre_norm=True, block="sasrec"):
     torch.manual_seed(0)
-    encoder = EncoderConfig(name=name, num_layers=layers, num_heads=2, pre_norm=pre_norm)
+    encoder = EncoderConfig(name=name, num_layers=layers, num_heads=2, pre_norm=pre_norm, block=block)
     model = build(ModelConfig(embedding_dim=dim, max_len=max_len), encoder, n_items)
     return model.eval()
 
 
-# The attention encoder twice: pre-LN (default) and post-LN (SASRec's original layout).
-VARIANTS = [(name, True) for name in ENCODERS] + [("attention", False)]
+# The attention encoder three times: pre-LN (default), post-LN (SASRec's original layout) and
+# eSASRec's gated LiGR block.
+VARIANTS = [(name, True, "sasrec") for name in ENCODERS] + [("attention", False, "sasrec"), ("attention", True, "ligr")]
 
 
-@pytest.mark.parametrize("name, pre_norm", VARIANTS)
-def test_changing_a_future_item_never_changes_an_earlier_output(name, pre_norm):
-    model = make(name, pre_norm=pre_norm)
+@pytest.mark.parametrize("name, pre_norm, block", VARIANTS)
+def test_changing_a_future_item_never_changes_an_earlier_output(name, pre_norm, block):
+    model = make(name, pre_norm=pre_norm, block=block)
     x = torch.tensor([[3, 7, 9, 11, 4, 2, 8, 5]])
     n = torch.tensor([8])
     base = model(x, n)
@@ -37,9 +38,9 @@ def test_changing_a_future_item_never_changes_an_earlier_output(name, pre_norm):
     assert not torch.allclose(base[0, 5:], changed[0, 5:])
 
 
-@pytest.mark.parametrize("name, pre_norm", VARIANTS)
-def test_padding_never_changes_a_real_position(name, pre_norm):
-    model = make(name, pre_norm=pre_norm)
+@pytest.mark.parametrize("name, pre_norm, block", VARIANTS)
+def test_padding_never_changes_a_real_position(name, pre_norm, block):
+    model = make(name, pre_norm=pre_norm, block=block)
     short = torch.tensor([[3, 7, 9, 0, 0, 0, 0, 0]])
     garbage = torch.tensor([[3, 7, 9, 12, 30, 1, 6, 2]])
     n = torch.tensor([3])
@@ -49,12 +50,12 @@ def test_padding_never_changes_a_real_position(name, pre_norm):
     assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
 
 
-@pytest.mark.parametrize("name, pre_norm", VARIANTS)
+@pytest.mark.parametrize("name, pre_norm, block", VARIANTS)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_last_hidden_equals_the_full_forward_at_each_rows_last_item(name, pre_norm, layers):
+def test_last_hidden_equals_the_full_forward_at_each_rows_last_item(name, pre_norm, block, layers):
     """Evaluation's shortcut (only the last position through the final block) computes the same
     state as a training forward pass, for rows of every length, at any input width."""
-    model = make(name, pre_norm=pre_norm, layers=layers, max_len=12)
+    model = make(name, pre_norm=pre_norm, layers=layers, max_len=12, block=block)
     torch.manual_seed(2)
     lengths = torch.tensor([1, 2, 5, 12, 7, 3])
     x = torch.randint(1, 51, (6, 12)) * (torch.arange(12)[None, :] < lengths[:, None])

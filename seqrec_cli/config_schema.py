@@ -1,0 +1,247 @@
+"""The dataclass schemas of seqrec-train's configuration, and the choices each string key allows.
+
+The YAML files under `conf/` only fill in these schemas; `seqrec_cli.config` registers them with
+Hydra so a typo'd key or a wrongly typed value is rejected while the config is composed, and
+`seqrec_cli.config_checks` rejects well-typed values that make no sense. Inner modules receive
+these plain dataclasses, so they can be called from Python without Hydra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+__all__ = [
+    "DATA_SOURCES",
+    "MOVIELENS",
+    "TABLE_FORMATS",
+    "ID_TYPES",
+    "DEDUP",
+    "SPLITS",
+    "ENCODERS",
+    "ATTENTION_BLOCKS",
+    "TIME_FEATURES",
+    "LOSSES",
+    "NEGATIVE_SAMPLING",
+    "OPTIMIZERS",
+    "METRIC_FAMILIES",
+    "LOGGERS",
+    "SyntheticConfig",
+    "SplitConfig",
+    "DatasetConfig",
+    "ModelConfig",
+    "EncoderConfig",
+    "LossConfig",
+    "OptimizerConfig",
+    "TrainerConfig",
+    "EvalConfig",
+    "LoggerConfig",
+    "TrainConfig",
+]
+
+DATA_SOURCES = ("bundled", "movielens", "csv", "atomic", "sequences", "pairs", "synthetic")
+MOVIELENS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small")
+TABLE_FORMATS = ("auto", "csv", "parquet")
+ID_TYPES = ("auto", "int", "str")
+DEDUP = ("all", "first", "last")
+SPLITS = ("leave_one_out", "temporal")
+ENCODERS = ("attention", "gru", "lstm", "gru_attention")
+ATTENTION_BLOCKS = ("sasrec", "ligr")
+TIME_FEATURES = ("none", "gap")
+LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
+NEGATIVE_SAMPLING = ("uniform", "popularity")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+METRIC_FAMILIES = ("hr", "ndcg", "mrr")
+LOGGERS = ("none", "mlflow", "tensorboard")
+
+
+@dataclass
+class SyntheticConfig:
+    """A generated dataset: Zipf item popularity plus item-to-item transitions a model can learn."""
+
+    n_users: int = 2000
+    n_items: int = 500
+    mean_length: int = 30
+    min_length: int = 5
+    zipf_exponent: float = 1.1
+    # Probability that the next item follows the previous one by the hidden transition rule
+    # instead of being drawn from the popularity distribution.
+    sequential_strength: float = 0.6
+    seed: int = 0
+
+
+@dataclass
+class SplitConfig:
+    """How each user's history is cut into training, validation and test.
+
+    `leave_one_out`: the last event is the test target, the one before it the validation target.
+    `temporal`: two global instants (a timestamp, or the time at a quantile of all events) cut
+    every history at the same moment, so nothing after the validation cut is trained on; each
+    user's first event after a cut is that split's target (see docs/ARCHITECTURE.md).
+    """
+
+    kind: str = "leave_one_out"
+    valid_quantile: float = 0.8
+    test_quantile: float = 0.9
+    # Explicit cut instants in the units of the time column; they override the quantiles.
+    valid_time: Optional[float] = None
+    test_time: Optional[float] = None
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "ml-latest-small"
+    # Reader: bundled / movielens (named MovieLens sets), csv (CSV, TSV, Parquet), atomic
+    # (RecBole .inter), sequences (`user item item ...`), pairs (`user item`), synthetic.
+    source: str = "bundled"
+    # A local file or folder; for named datasets null means the bundled copy or a download.
+    path: Optional[str] = None
+    # csv: auto (Parquet by content or extension, else delimited text), csv or parquet.
+    format: str = "auto"
+    user_col: str = "userId"
+    item_col: str = "movieId"
+    # Without a time column the file order is the time order.
+    time_col: Optional[str] = "timestamp"
+    # A character or string; `\t` / `tab`, `space` and `whitespace` are understood too.
+    sep: str = ","
+    header: bool = True
+    # Text encoding of delimited files (null = UTF-8); MovieLens metadata picks its own.
+    encoding: Optional[str] = None
+    # auto: integers when every id is one, text when none is, an error when they are mixed;
+    # int / str force one reading (str keeps leading zeros: "007" stays "007").
+    id_type: str = "auto"
+    rating_col: Optional[str] = None
+    # Keep only events rated at least this (positive feedback); null keeps every event.
+    min_rating: Optional[float] = None
+    # Repeated (user, item) events: all (keep every one), first or last (in time order).
+    dedup: str = "all"
+    # Keep only each user's most recent N events (applied before the k-core); null = no cap.
+    max_history: Optional[int] = None
+    min_user_count: int = 5
+    min_item_count: int = 5
+    split: SplitConfig = field(default_factory=SplitConfig)
+    # Where named datasets are downloaded; default $SEQREC_DATA_DIR or ~/.cache/seqrec_cli/datasets.
+    data_dir: Optional[str] = None
+    # Override a named dataset's download address / SHA-256 (a mirror, or to pin a checksum).
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    # Where processed interactions are cached; default $SEQREC_CACHE_DIR or ~/.cache/seqrec_cli.
+    cache_dir: Optional[str] = None
+    use_cache: bool = True
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int = 64
+    # Length of the input window: the model sees at most the last `max_len` items.
+    max_len: int = 50
+    # Std of the normal init of the (tied) item embeddings; small keeps initial logits near zero
+    # so the first loss is close to ln(n_items) (PyTorch's N(0, 1) default is far too large).
+    init_std: float = 0.02
+    # A learned vector per training user, added to the sequence representation before scoring;
+    # users the model never trained on are scored from their sequence alone.
+    user_embedding: bool = False
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "attention"
+    # Transformer blocks for `attention`, stacked recurrent layers for `gru` / `lstm`.
+    num_layers: int = 2
+    num_heads: int = 1
+    # Recurrent state size (projected back to embedding_dim when it differs); null = embedding_dim.
+    hidden_size: Optional[int] = None
+    # Inner size of the attention feed-forward; null = embedding_dim (as in SASRec).
+    ffn_size: Optional[int] = None
+    dropout: float = 0.2
+    pre_norm: bool = True
+    # Attention blocks: `sasrec` (SASRec's: residual + layer norm, GELU feed-forward) or `ligr`
+    # (eSASRec's LiGR layer: pre-LN, sigmoid-gated residuals, SwiGLU feed-forward).
+    block: str = "sasrec"
+    # `gap`: log-bucketed time since the user's previous event, embedded and added to the item
+    # embeddings (any encoder; needs timestamps). `none`: item ids only.
+    time_features: str = "none"
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+    # Sampled losses only: negatives per position (shared by the batch for sampled_softmax).
+    n_negatives: int = 1
+    sampling: str = "uniform"
+    # Popularity sampling draws items with probability proportional to count ** alpha.
+    popularity_alpha: float = 1.0
+    # Sampled softmax: subtract log q(item) from each logit to undo the sampling bias.
+    logq_correction: bool = True
+    # gBCE calibration t in [0, 1] (gSASRec; 0 = plain BCE).
+    gbce_t: float = 0.75
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    momentum: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 40
+    patience: int = 10
+    # Validation metric to early-stop on and return to sweepers (higher is better).
+    monitor: str = "ndcg@10"
+    eval_every: int = 1
+    batch_size: int = 32
+    eval_batch_size: int = 1024
+    # Besides the last window, cut earlier non-overlapping windows from long histories.
+    all_windows: bool = True
+    device: str = "auto"
+    seed: int = 42
+    # PyTorch's deterministic algorithms (slower on GPU; the CPU path is deterministic anyway).
+    deterministic: bool = False
+    num_threads: Optional[int] = None
+    amp: bool = True
+    compile: bool = False
+    grad_clip_norm: Optional[float] = None
+    progress: bool = True
+    # Profile this many steps of the first epoch (after 5 warm-up steps): profile.txt in the run
+    # dir, and metrics.json "profile" (ms per step, and on a GPU the share spent in kernels).
+    profile_steps: int = 0
+    # Data-parallel training over the processes torchrun starts (NCCL on CUDA, Gloo on CPU).
+    distributed: bool = False
+    # A run directory (or its checkpoints/last.pt) to continue; the run then writes into it.
+    resume: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    ks: List[int] = field(default_factory=lambda: [1, 5, 10, 20])
+    # Rank only items the user has not interacted with before (the target itself is never masked).
+    mask_history: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    """Optional experiment tracking (seqrec_cli/tracking.py), besides the run directory itself."""
+
+    name: str = "none"
+    # MLflow: where runs are recorded; null = a SQLite file in the run directory (<run dir>/mlflow.db).
+    tracking_uri: Optional[str] = None
+    experiment: str = "seqrec"
+    # TensorBoard: the event-file folder; null = <run dir>/tensorboard.
+    log_dir: Optional[str] = None
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
