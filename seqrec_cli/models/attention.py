@@ -59,13 +59,14 @@ class AttentionBlock(nn.Module):
         self.dropout = dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.gated = block == "ligr"
-        if self.gated:
-            self.ffn: nn.Module = SwiGLU(dim, ffn_size, dropout)
-            self.gate_attn = nn.Linear(dim, dim)
-            self.gate_ffn = nn.Linear(dim, dim)
-        else:
-            self.ffn = nn.Sequential(nn.Linear(dim, ffn_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_size, dim))
+        gated = block == "ligr"
+        self.ffn: nn.Module = (
+            SwiGLU(dim, ffn_size, dropout) if gated
+            else nn.Sequential(nn.Linear(dim, ffn_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_size, dim))
+        )
+        # LiGR's residual gates; None in SASRec's block.
+        self.gate_attn = nn.Linear(dim, dim) if gated else None
+        self.gate_ffn = nn.Linear(dim, dim) if gated else None
         self.norm_attn = nn.LayerNorm(dim)
         self.norm_ffn = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
@@ -97,14 +98,10 @@ class AttentionBlock(nn.Module):
         y_last = y.transpose(1, 2)[torch.arange(b, device=x.device), last]  # [b, heads, head size]
         return self.out(y_last.reshape(b, dim))
 
-    def _gates(self) -> tuple[Optional[nn.Module], Optional[nn.Module]]:
-        return (self.gate_attn, self.gate_ffn) if self.gated else (None, None)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre_norm:
-            gate_attn, gate_ffn = self._gates()
-            x = self._residual(x, self.attend(self.norm_attn(x)), gate_attn)
-            return self._residual(x, self.ffn(self.norm_ffn(x)), gate_ffn)
+            x = self._residual(x, self.attend(self.norm_attn(x)), self.gate_attn)
+            return self._residual(x, self.ffn(self.norm_ffn(x)), self.gate_ffn)
         x = self.norm_attn(x + self.drop(self.attend(x)))
         return self.norm_ffn(x + self.drop(self.ffn(x)))
 
@@ -112,9 +109,8 @@ class AttentionBlock(nn.Module):
         """`forward`'s output [b, dim] at position `last[i]` of each row only."""
         x_last = x[torch.arange(len(x), device=x.device), last]
         if self.pre_norm:
-            gate_attn, gate_ffn = self._gates()
-            y = self._residual(x_last, self.attend_last(self.norm_attn(x), last), gate_attn)
-            return self._residual(y, self.ffn(self.norm_ffn(y)), gate_ffn)
+            y = self._residual(x_last, self.attend_last(self.norm_attn(x), last), self.gate_attn)
+            return self._residual(y, self.ffn(self.norm_ffn(y)), self.gate_ffn)
         y = self.norm_attn(x_last + self.drop(self.attend_last(x, last)))
         return self.norm_ffn(y + self.drop(self.ffn(y)))
 
