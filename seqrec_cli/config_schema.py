@@ -169,6 +169,10 @@ class LossConfig:
     name: str = "ce"
     # Sampled losses only: negatives per position (shared by the batch for sampled_softmax).
     n_negatives: int = 1
+    # sampled_softmax: one set of n_negatives for the whole batch (one matmul), or false: n_negatives
+    # drawn for each position (as eSASRec / RecTools do; more distinct negatives per step). bce, gbce
+    # and bpr always draw per position.
+    share_negatives: bool = True
     sampling: str = "uniform"
     # Popularity sampling draws items with probability proportional to count ** alpha.
     popularity_alpha: float = 1.0

@@ -77,18 +77,20 @@ def build_sampled_loss(cfg: LossConfig, item_counts: np.ndarray, generator: Opti
 
     def loss(weight: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         pos = (hidden * weight[targets]).sum(dim=1)
-        if cfg.name == "sampled_softmax":
+        if cfg.name == "sampled_softmax" and cfg.share_negatives:
             # One set of k negatives shared by every position of the batch: one [n, k] matmul.
             negatives = draw((k,), hidden.device)
             neg = hidden @ weight[negatives].T
             hit = negatives[None, :] == targets[:, None]
+        else:
+            negatives = draw((len(targets), k), hidden.device)
+            neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives])
+            hit = negatives == targets[:, None]
+        if cfg.name == "sampled_softmax":
             log_q = torch.log(probs_cpu.to(hidden.device))
             log_q_pos = log_q[targets - 1] if cfg.logq_correction else torch.zeros_like(pos)
-            log_q_neg = log_q[negatives - 1][None, :] if cfg.logq_correction else torch.zeros_like(neg)
+            log_q_neg = log_q[negatives - 1].expand_as(neg) if cfg.logq_correction else torch.zeros_like(neg)
             return sampled_softmax_from_scores(pos, neg, hit, log_q_pos, log_q_neg)
-        negatives = draw((len(targets), k), hidden.device)
-        neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives])
-        hit = negatives == targets[:, None]
         if cfg.name == "bpr":
             return bpr_from_scores(pos, neg, hit)
         return bce_from_scores(pos, neg, hit, beta)

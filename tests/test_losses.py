@@ -76,3 +76,26 @@ def test_sampled_losses_train_and_give_gradients(name):
     loss = build_sampled_loss(LossConfig(name=name, n_negatives=5), np.ones(21))(weight, hidden, targets)
     loss.backward()
     assert torch.isfinite(loss) and hidden.grad.abs().sum() > 0 and weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_sampled_softmax_draws_shared_or_per_position_negatives(share):
+    """share_negatives=true: one draw of k items for the batch; false: k items per position (as
+    eSASRec draws them). Either way the loss is sampled_softmax_from_scores of those draws."""
+    torch.manual_seed(0)
+    n, k, n_items = 6, 4, 20
+    weight, hidden = torch.randn(n_items + 1, 8), torch.randn(n, 8)
+    targets = torch.randint(1, n_items + 1, (n,))
+    counts = np.arange(n_items + 1, dtype=np.float64)  # popularity: unequal logQ per item
+    cfg = LossConfig(name="sampled_softmax", n_negatives=k, sampling="popularity", share_negatives=share)
+    loss = build_sampled_loss(cfg, counts, torch.Generator().manual_seed(7))(weight, hidden, targets)
+    probs = sampling_distribution(cfg, counts)
+    drawn = torch.multinomial(probs, k if share else n * k, replacement=True, generator=torch.Generator().manual_seed(7)) + 1
+    negatives = drawn.expand(n, k) if share else drawn.view(n, k)
+    assert share or len({tuple(row.tolist()) for row in negatives}) > 1  # rows get their own negatives
+    neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives])
+    log_q = torch.log(probs)
+    expected = sampled_softmax_from_scores(
+        (hidden * weight[targets]).sum(1), neg, negatives == targets[:, None], log_q[targets - 1], log_q[negatives - 1]
+    )
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
