@@ -66,10 +66,10 @@ SUITES = {
         Row("attention + time gaps / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "encoder.time_features=gap"], "ml-100k"),
         Row("attention + user vectors / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "model.user_embedding=true"], "ml-100k"),
     ],
-    # Amazon Beauty: the three presets, which hold the settings measured best here. The recurrent
-    # runs stopped with patience 10 (their presets keep the published 50).
+    # Amazon Beauty: the presets holding the settings measured best here. The recurrent runs
+    # stopped with patience 10 (their presets keep the published 50).
     "beauty": [
-        Row("sasrec_beauty", ["experiment=sasrec_beauty"], "amazon-beauty"),
+        Row("sasrec_beauty_tuned", ["experiment=sasrec_beauty_tuned"], "amazon-beauty"),
         Row("gru_beauty", ["experiment=gru_beauty", "trainer.patience=10"], "amazon-beauty"),
         Row("lstm_beauty", ["experiment=lstm_beauty", "trainer.patience=10"], "amazon-beauty"),
     ],

@@ -1,12 +1,13 @@
 """Every `dataset=` option composes against the schema, and impossible dataset values are refused."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO
-from seqrec_cli.config import DatasetConfig, SplitConfig, register_schemas, to_train_config, validate_dataset
+from seqrec_cli.config import DatasetConfig, SplitConfig, flat_dict, register_schemas, to_train_config, validate_dataset
 from seqrec_cli.confpath import register_resolvers
 from seqrec_cli.errors import UserError
 
@@ -93,12 +94,19 @@ def test_beauty_and_ml1m_presets_hold_the_published_settings():
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         beauty = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_beauty", "dataset.path=x"]))
+        tuned = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_beauty_tuned", "dataset.path=x"]))
         ml1m = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_ml1m"]))
     e, m, t = beauty.encoder, beauty.model, beauty.trainer
-    # The published sizes and schedule; dropout 0.5 and AdamW weight decay 0.1 measured better here.
-    assert (e.name, e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len) == ("attention", 1, 1, 0.5, 64, 50)
-    assert (beauty.optimizer.lr, t.max_epochs, t.patience, beauty.dataset.name) == (1e-3, 200, 50, "amazon-beauty")
-    assert (beauty.optimizer.name, beauty.optimizer.weight_decay, beauty.loss.name) == ("adamw", 0.1, "ce")
+    assert (e.name, e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len) == ("attention", 1, 1, 0.2, 64, 50)
+    assert (beauty.optimizer.lr, t.batch_size, t.max_epochs, t.patience, beauty.dataset.name) == (1e-3, 128, 200, 50, "amazon-beauty")
+    assert (beauty.optimizer.name, beauty.optimizer.weight_decay, beauty.loss.name) == ("adam", 0.0, "ce")
+    # The settings that reached the bar differ from the published ones in exactly these values.
+    published, reached = flat_dict(dataclasses.asdict(beauty)), flat_dict(dataclasses.asdict(tuned))
+    differ = {key: (value, reached[key]) for key, value in published.items() if reached[key] != value}
+    assert differ == {
+        "encoder.num_layers": (1, 2), "encoder.dropout": (0.2, 0.5), "optimizer.name": ("adam", "adamw"),
+        "optimizer.weight_decay": (0.0, 0.1), "trainer.patience": (50, 20),
+    }
     e, m, t = ml1m.encoder, ml1m.model, ml1m.trainer
     assert (e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len, t.batch_size, t.patience) == (2, 1, 0.1, 64, 200, 128, 10)
     assert (ml1m.dataset.name, ml1m.loss.name) == ("ml-1m", "ce")
