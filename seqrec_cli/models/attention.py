@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-BLOCKS = ("sasrec", "ligr")
+from seqrec_cli.config_schema import ATTENTION_BLOCKS
 
 
 class SwiGLU(nn.Module):
@@ -50,7 +49,7 @@ class AttentionBlock(nn.Module):
         self, dim: int, num_heads: int, ffn_size: int, dropout: float, pre_norm: bool, block: str = "sasrec"
     ) -> None:
         super().__init__()
-        if block not in BLOCKS:
+        if block not in ATTENTION_BLOCKS:
             raise ValueError(f"unknown attention block {block!r}")
         if block == "ligr" and not pre_norm:
             raise ValueError("the LiGR block is pre-LN only")
