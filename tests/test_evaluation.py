@@ -7,7 +7,7 @@ import torch
 from seqrec_cli.config import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
 from seqrec_cli.data import load
 from seqrec_cli.data.batches import has_training_rows, side_inputs
-from seqrec_cli.models import build
+from seqrec_cli.models import at_least_rows, build
 from seqrec_cli.training import evaluation
 
 KS = [1, 5, 10, 20]
@@ -35,6 +35,45 @@ def test_metrics_do_not_depend_on_eval_batch_size(splits, name, gaps, users):
     inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
     results = [evaluation.evaluate_model(model, inputs, bs, KS, amp=False) for bs in (1, 7, 4096)]
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("name, gaps, users", [
+    ("attention", False, False), ("gru", False, False), ("lstm", False, False), ("gru_attention", False, False),
+    ("attention", True, True),
+])
+def test_every_row_gets_the_same_numbers_in_any_batch_or_score_chunk(splits, name, gaps, users, monkeypatch):
+    """Bit for bit, not just equal metrics: BLAS rounds products of a few rows differently (on this
+    project's CPUs 1-3 rows on one thread, 1-11 on two), so without the model's padding to
+    MIN_ROWS a row evaluated in a batch of 1 or 5 gets other hidden states than in a batch of
+    4,096; and scores chunked by rows (SCORE_CHUNK_BYTES) must not change a rank either."""
+    torch.manual_seed(0)
+    side = side_inputs(splits.data, splits.train_end, gaps, users)
+    n_rows = int(has_training_rows(splits.data, splits.train_end).sum()) + 1
+    model = build(ModelConfig(embedding_dim=64, max_len=10, user_embedding=users),
+                  EncoderConfig(name=name, time_features="gap" if gaps else "none"), splits.data.n_items, n_rows).eval()
+    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
+    scorer = evaluation.model_scorer(model, amp=False)
+
+    def queries(batch_size):
+        return torch.cat([scorer.encode(inputs, rows) for rows in evaluation.batch_slices(inputs.widths, batch_size)])
+
+    reference = queries(4096)
+    for batch_size in (1, 5):
+        assert torch.equal(queries(batch_size), reference), batch_size
+    ranks = [evaluation.rank_all(inputs, scorer, bs) for bs in (1, 5, 4096)]
+    monkeypatch.setattr(evaluation, "SCORE_CHUNK_BYTES", 1)  # chunks of MIN_ROWS rows, and a short last one
+    assert evaluation.score_chunk_rows(splits.data.n_items, torch.device("cpu"), 4096) == evaluation.MIN_ROWS
+    ranks.append(evaluation.rank_all(inputs, scorer, 4096))
+    assert all((r == ranks[0]).all() for r in ranks[1:])
+
+
+def test_short_batches_are_padded_with_their_last_row():
+    x = torch.arange(6).view(3, 2)
+    padded = at_least_rows(x, 5)
+    assert padded.tolist() == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
+    assert at_least_rows(x, 3) is x
+    assert evaluation.score_chunk_rows(12_101, torch.device("cpu"), 1024) == 4 * 2**20 // (4 * 12_101)
+    assert evaluation.score_chunk_rows(500, torch.device("cpu"), 1024) == 1024  # small catalogue: the whole batch
 
 
 def test_popularity_baseline_by_hand(splits):

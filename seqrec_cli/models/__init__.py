@@ -7,10 +7,10 @@ from torch import nn
 from seqrec_cli.config import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
-from seqrec_cli.models.recommender import SequentialRecommender
+from seqrec_cli.models.recommender import MIN_ROWS, SequentialRecommender, at_least_rows
 from seqrec_cli.models.recurrent import RecurrentAttentionEncoder, RecurrentEncoder
 
-__all__ = ["SequentialRecommender", "build", "count_parameters"]
+__all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "build", "count_parameters"]
 
 
 def build(model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows: int = 0) -> SequentialRecommender:
