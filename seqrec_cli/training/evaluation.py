@@ -122,7 +122,7 @@ SCORE_CHUNK_BYTES = 4 * 2**20
 def score_chunk_rows(n_items: int, device: torch.device, batch_size: int) -> int:
     """Rows per score chunk: the whole batch on a GPU, a cache-sized block on a CPU."""
     if device.type != "cpu":
-        return max(batch_size, MIN_ROWS)
+        return batch_size
     return max(MIN_ROWS, min(batch_size, SCORE_CHUNK_BYTES // (4 * max(n_items, 1))))
 
 
