@@ -113,6 +113,9 @@ def validate(cfg: TrainConfig) -> None:
     allowed = metric_names(ev.ks)
     require(t.monitor in allowed, "trainer.monitor", t.monitor, "one of " + ", ".join(allowed))
     require_choice("logger.name", cfg.logger.name, LOGGERS)
+    for name in cfg.logger.use:
+        require_choice(f"logger.use.{name}", name, LOGGERS)
+    require(all(isinstance(t, str) and t.strip() for t in cfg.tags), "tags", cfg.tags, "a list of non-empty labels")
 
 
 def validate_dataset(d: DatasetConfig) -> None:

@@ -9,7 +9,7 @@ these plain dataclasses, so they can be called from Python without Hydra.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 __all__ = [
     "DATA_SOURCES",
@@ -229,9 +229,16 @@ class EvalConfig:
 
 @dataclass
 class LoggerConfig:
-    """Optional experiment tracking (seqrec_cli/tracking.py), besides the run directory itself."""
+    """Optional experiment tracking (seqrec_cli/tracking.py), besides the run directory itself.
+
+    Each `conf/logger/<name>.yaml` sets `use.<name>: true`: Hydra merges the options of
+    `logger=[mlflow,tensorboard]` one after the other, and a dict keeps every key where the single
+    `name` keeps only the last. The trackers in use are `use` plus `name` (which alone is what
+    earlier runs recorded, so their configs still load).
+    """
 
     name: str = "none"
+    use: Dict[str, bool] = field(default_factory=dict)
     # MLflow: where runs are recorded; null = a SQLite file in the run directory (<run dir>/mlflow.db).
     tracking_uri: Optional[str] = None
     experiment: str = "seqrec"
@@ -249,3 +256,5 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # Free-form labels (`tags=[baseline,ablation]`): recorded in metrics.json, the trackers and seqrec-report.
+    tags: List[str] = field(default_factory=list)

@@ -9,17 +9,25 @@ MLflow's filesystem store (`./mlruns`) is refused by MLflow 3 unless an environm
 opts in, so the default store is MLflow's recommended local backend instead: a SQLite file in the
 run directory (`<run dir>/mlflow.db`). A resumed run continues the same MLflow run (its id is kept
 in `<run dir>/tracking.json`).
+
+Several trackers at once (`logger=[mlflow,tensorboard]`) are a `CompositeTracker` that feeds each
+in turn. At the end MLflow also stores the run's files as artifacts (metrics.json, curves.png, the
+composed config), and a sweep job's MLflow run is named after the overrides that set it apart.
+The run's `tags` become MLflow tags and a TensorBoard text entry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
-from seqrec_cli.config import LoggerConfig, flat_dict
+from omegaconf import OmegaConf
+
+from seqrec_cli.config import LOGGERS, LoggerConfig, flat_dict
 from seqrec_cli.errors import UserError
 from seqrec_cli.training.artifacts import write_json
 
@@ -48,18 +56,87 @@ class NullTracker:
         pass
 
 
+class CompositeTracker:
+    """Several trackers fed the same rows; one failing to close does not keep the others open."""
+
+    def __init__(self, trackers: Sequence[Tracker]) -> None:
+        self.trackers = list(trackers)
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        for tracker in self.trackers:
+            tracker.log_epoch(row)
+
+    def log_final(self, metrics: Mapping[str, Any]) -> None:
+        for tracker in self.trackers:
+            tracker.log_final(metrics)
+
+    def close(self, status: str = "FINISHED") -> None:
+        for tracker in self.trackers:
+            try:
+                tracker.close(status)
+            except Exception as exc:  # never hide the run's own outcome behind a tracker's
+                log.warning("%s could not close: %s", type(tracker).__name__, exc)
+
+
+def tracker_names(cfg: LoggerConfig) -> list[str]:
+    """The trackers in use, in LOGGERS order: every `use.<name>: true` plus `name` (what runs recorded
+    before several trackers were possible)."""
+    chosen = {n for n, on in cfg.use.items() if on} | {cfg.name}
+    return [n for n in LOGGERS if n != "none" and n in chosen]
+
+
 def open_tracker(cfg: LoggerConfig, run_dir: Path, config: Mapping[str, Any], resumed: bool = False) -> Tracker:
-    """The tracker `cfg` names, with the run's settings (`config`, nested) already logged."""
-    if cfg.name == "mlflow":
-        return MlflowTracker(cfg, run_dir, config, resumed)
-    if cfg.name == "tensorboard":
-        return TensorBoardTracker(cfg, run_dir, config)
-    return NullTracker()
+    """The trackers `cfg` names (one, several, or a `NullTracker`), with the run's settings
+    (`config`, nested) already logged."""
+    opened: list[Tracker] = []
+    try:
+        for name in tracker_names(cfg):
+            if name == "mlflow":
+                opened.append(MlflowTracker(cfg, run_dir, config, resumed))
+            elif name == "tensorboard":
+                opened.append(TensorBoardTracker(cfg, run_dir, config))
+    except BaseException:
+        CompositeTracker(opened).close("FAILED")  # the ones already open must not stay RUNNING
+        raise
+    if not opened:
+        return NullTracker()
+    return opened[0] if len(opened) == 1 else CompositeTracker(opened)
+
+
+def run_name(run_dir: Path) -> str:
+    """A sweep job is named after the overrides that set it apart from the other jobs
+    (`encoder=gru optimizer.lr=0.001`), not its job number; a single run keeps its directory name."""
+    own = _yaml_list(run_dir / ".hydra" / "overrides.yaml")
+    sweep_file = _sweep_dir() / "multirun.yaml" if _sweep_dir() else None
+    if not own or sweep_file is None or not sweep_file.is_file():
+        return run_dir.name
+    try:
+        shared = set(OmegaConf.load(sweep_file).hydra.overrides.task)
+    except Exception:  # an unreadable multirun.yaml only costs the nicer name
+        shared = set()
+    return " ".join(o for o in own if o not in shared) or run_dir.name
+
+
+def _sweep_dir() -> Optional[Path]:
+    """The multirun's sweep directory when this process runs a sweep job, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir)
+
+
+def _yaml_list(path: Path) -> list[str]:
+    try:
+        return [str(o) for o in OmegaConf.load(path)]
+    except Exception:
+        return []
 
 
 def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of a history row, without the epoch counter itself."""
-    return {k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {k: float(v) for k, v in row.items() if k != "epoch" and _is_number(v)}
 
 
 def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -103,6 +180,8 @@ class MlflowTracker:
         from mlflow.exceptions import MlflowException
 
         self._exception = MlflowException
+        self.run_dir = run_dir
+        self.config = config
         uri = cfg.tracking_uri or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
         state_path = run_dir / STATE_FILE
         try:
@@ -113,10 +192,12 @@ class MlflowTracker:
                 self.client.update_run(self.run_id, status="RUNNING")
             else:
                 experiment = self.client.get_experiment_by_name(cfg.experiment)
-                experiment_id = experiment.experiment_id if experiment else self._create_experiment(cfg.experiment)
-                run = self.client.create_run(experiment_id, run_name=run_dir.name, tags={"seqrec.run_dir": str(run_dir.resolve())})
+                experiment_id = experiment.experiment_id if experiment else self._create_experiment(cfg.experiment, uri)
+                tags = {"seqrec.run_dir": str(run_dir.resolve()), **mlflow_tags(config.get("tags") or [])}
+                run = self.client.create_run(experiment_id, run_name=run_name(run_dir), tags=tags)
                 self.run_id = run.info.run_id
-                params = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v)) for k, v in flat_dict(config).items()]
+                params = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+                          for k, v in flat_dict(config).items()]
                 for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
                     self.client.log_batch(self.run_id, params=params[start : start + 100])
         except MlflowException as exc:
@@ -124,9 +205,9 @@ class MlflowTracker:
         write_json(state_path, {**_read_state(state_path), "mlflow_run_id": self.run_id, "mlflow_tracking_uri": uri})
         log.info("MLflow: run %s in %s", self.run_id, uri)
 
-    def _create_experiment(self, name: str) -> str:
+    def _create_experiment(self, name: str, uri: str) -> str:
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, artifact_location=artifact_location(uri))
         except self._exception:  # another job of a sweep created it first
             return self.client.get_experiment_by_name(name).experiment_id
 
@@ -143,12 +224,45 @@ class MlflowTracker:
 
     def log_final(self, metrics: Mapping[str, Any]) -> None:
         self._log(final_metrics(metrics), int(metrics.get("best_epoch", 0)))
+        self._log_artifacts()
+
+    def _log_artifacts(self) -> None:
+        """metrics.json, curves.png and the composed config (.hydra/config.yaml as Hydra wrote it,
+        or the run's settings where the run was started from Python), beside the metrics."""
+        try:
+            for name in ("metrics.json", "curves.png"):
+                if (self.run_dir / name).is_file():
+                    self.client.log_artifact(self.run_id, str(self.run_dir / name))
+            composed = self.run_dir / ".hydra" / "config.yaml"
+            if composed.is_file():
+                self.client.log_artifact(self.run_id, str(composed))
+            else:
+                self.client.log_dict(self.run_id, dict(self.config), "config.yaml")
+        except (self._exception, OSError) as exc:  # the metrics are logged; a full artifact store is no reason to fail
+            log.warning("MLflow could not store the run's files as artifacts: %s", str(exc).splitlines()[0])
 
     def close(self, status: str = "FINISHED") -> None:
         try:
             self.client.set_terminated(self.run_id, status=status)
         except self._exception as exc:  # never hide the run's own outcome behind the tracker's
             log.warning("MLflow could not mark run %s %s: %s", self.run_id, status, str(exc).splitlines()[0])
+
+
+def mlflow_tags(tags: Sequence[str]) -> dict[str, str]:
+    """`tags=[baseline,ablation]` as MLflow tags: one key per label (searchable as `tags.baseline = 'true'`)
+    and all of them in `seqrec.tags`."""
+    if not tags:
+        return {}
+    # MLflow keys allow letters, digits and `_-. /`: anything else in a label becomes `_`.
+    return {**{re.sub(r"[^\w\-. /]", "_", str(t)): "true" for t in tags}, "seqrec.tags": ",".join(map(str, tags))}
+
+
+def artifact_location(uri: str) -> Optional[str]:
+    """Artifacts of a SQLite store go in `mlartifacts/` beside the database file; MLflow's default
+    would be `./mlruns` under whatever folder the command ran in. Servers choose their own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlartifacts").as_uri()
 
 
 def mlflow_key(name: str) -> str:
@@ -167,6 +281,8 @@ class TensorBoardTracker:
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         self.params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat_dict(config).items()}
         self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in self.params.items()))
+        if config.get("tags"):
+            self.writer.add_text("tags", ", ".join(map(str, config["tags"])))
         log.info("TensorBoard: event files in %s", self.log_dir)
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:

@@ -110,3 +110,53 @@ def test_mlflow_run_through_the_cli_and_resume(tmp_path):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert run.data.metrics["test/ndcg_at_10"] == pytest.approx(metrics["test"]["ndcg@10"])
+
+
+@pytest.mark.skipif(not (HAS_MLFLOW and HAS_TENSORBOARD), reason="mlflow and tensorboard are needed")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_several_trackers_at_once_each_get_every_row(tmp_path):
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = LoggerConfig(use={"mlflow": True, "tensorboard": True}, experiment="tests")
+    tracker = open_tracker(cfg, tmp_path, {**CONFIG, "tags": ["baseline"]})
+    tracker.log_epoch(ROW)
+    tracker.log_final(METRICS)
+    tracker.close()
+    state = json.loads((tmp_path / "tracking.json").read_text())
+    run = MlflowClient(state["mlflow_tracking_uri"]).get_run(state["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics["test/ndcg_at_10"] == 0.14
+    assert run.data.tags["baseline"] == "true" and run.data.tags["seqrec.tags"] == "baseline"
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("valid/ndcg@10")] == [2]
+
+
+def test_a_tracker_named_in_use_must_exist(tmp_path):
+    result = run_cli(["debug=smoke", "+logger.use.wandb=true"], tmp_path)
+    assert result.returncode == 2 and "logger.use.wandb" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not (HAS_MLFLOW and HAS_TENSORBOARD), reason="mlflow and tensorboard are needed")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_two_loggers_tags_and_artifacts_through_the_cli(tmp_path):
+    # `logger=[mlflow,tensorboard]` used to keep TensorBoard only; tags and MLflow artifacts ride along.
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = run_cli(["debug=smoke", "logger=[mlflow,tensorboard]", "tags=[baseline,ablation]", "hydra.run.dir=run"],
+                     tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "run"
+    assert json.loads((run_dir / "metrics.json").read_text())["tags"] == ["baseline", "ablation"]
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("valid/ndcg@10")] == [1, 2]
+    state = json.loads((run_dir / "tracking.json").read_text())
+    client = MlflowClient(state["mlflow_tracking_uri"])
+    run = client.get_run(state["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and "test/ndcg_at_10" in run.data.metrics
+    assert run.data.tags["seqrec.tags"] == "baseline,ablation" and run.data.tags["ablation"] == "true"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "curves.png", "config.yaml"} <= artifacts
+    assert (run_dir / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
