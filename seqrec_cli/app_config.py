@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from seqrec_cli.config import require, require_choice
+from seqrec_cli.config import require, require_choice, to_typed
 from seqrec_cli.errors import UserError
 
 
@@ -69,10 +69,19 @@ class RecommendAppConfig:
     batch_size: int = 256
 
 
+# Per command: its name in messages, and the settings naming a user's file or folder.
+_COMMANDS = {
+    "EvalAppConfig": ("seqrec-eval", ("run", "data.path", "out")),
+    "RecommendAppConfig": ("seqrec-recommend", ("run", "users_file", "out")),
+}
+
+
 def to_app_config(cfg: DictConfig, schema: type) -> Any:
-    """Hydra's composed config of a non-training command as its plain dataclass (`schema`)."""
-    merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
-    return OmegaConf.to_object(merged)
+    """Hydra's composed config of a non-training command as its plain dataclass (`schema`), through
+    the same conversion as seqrec-train's (`config.to_typed`): unknown keys and values the schema
+    refuses are one-sentence `UserError`s, relative paths survive `hydra.job.chdir=true`."""
+    command, path_keys = _COMMANDS.get(schema.__name__, (schema.__name__, ()))
+    return to_typed(cfg, schema, command, path_keys)
 
 
 def _require_run(run: Optional[str], command: str) -> None:

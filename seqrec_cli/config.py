@@ -8,10 +8,12 @@ import every configuration name from `seqrec_cli.config`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from seqrec_cli.config_checks import (  # noqa: F401  (re-exported)
     dataset_has_times, metric_names, require, require_choice, validate, validate_dataset,
@@ -27,21 +29,65 @@ def register_schemas() -> None:
     cs.store(name="train_schema", node=TrainConfig)
 
 
+# Settings naming a file or folder the user gave: relative to where the command was typed.
+TRAIN_PATH_KEYS = ("dataset.path", "dataset.data_dir", "dataset.cache_dir", "trainer.resume", "logger.log_dir")
+
+
 def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
     """Turn Hydra's composed config into plain dataclasses and check every value."""
-    if isinstance(cfg, TrainConfig):
-        typed = cfg
-    else:
-        plain = OmegaConf.to_container(cfg, resolve=False)
-        plain.pop("hydra", None)
-        unknown = _unknown_keys(plain, TrainConfig, "")
-        if unknown:
-            raise UserError(f"Unknown config key {unknown[0]}: it is not a setting of seqrec-train (see --cfg job).")
-        schema = OmegaConf.structured(TrainConfig)
-        merged = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "hydra"})
-        typed = OmegaConf.to_object(merged)
+    typed = cfg if isinstance(cfg, TrainConfig) else to_typed(cfg, TrainConfig, "seqrec-train", TRAIN_PATH_KEYS)
     validate(typed)
     return typed
+
+
+def to_typed(cfg: DictConfig, schema: type, command: str, path_keys: tuple[str, ...] = ()) -> Any:
+    """Hydra's composed config (less `hydra`) as the dataclass `schema`: the one conversion of every command.
+
+    A key added with `+key=...` or a value the schema cannot take is a `UserError` naming it, so
+    every command answers a mistyped override with one sentence and exit 2, not a traceback.
+    The `path_keys` that are relative are resolved against the directory the command was started
+    in when `hydra.job.chdir=true` moved the process into its run directory.
+    """
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain.pop("hydra", None)
+    unknown = _unknown_keys(plain, schema, "")
+    if unknown:
+        raise UserError(f"Unknown config key {unknown[0]}: it is not a setting of {command} (see --cfg job).")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
+        typed = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = f" for {exc.full_key}" if getattr(exc, "full_key", None) else ""
+        raise UserError(f"Invalid config value{key}: {str(exc).splitlines()[0]} (see {command} --help).") from None
+    resolve_user_paths(typed, path_keys)
+    return typed
+
+
+def resolve_user_paths(typed: Any, path_keys: tuple[str, ...]) -> None:
+    """Make the relative `path_keys` of `typed` absolute against the original working directory, but
+    only when Hydra changed directory (`hydra.job.chdir=true`): otherwise they already mean what the
+    user typed, and the recorded config keeps them as typed."""
+    origin = _original_cwd()
+    if origin is None:
+        return
+    for dotted in path_keys:
+        *parents, leaf = dotted.split(".")
+        node = typed
+        for part in parents:
+            node = getattr(node, part)
+        value = getattr(node, leaf)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            setattr(node, leaf, str(origin / value))
+
+
+def _original_cwd() -> Optional[Path]:
+    """Where the command was started, when Hydra has since moved the process elsewhere; else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    origin = Path(HydraConfig.get().runtime.cwd)
+    return origin if origin.resolve() != Path.cwd().resolve() else None
 
 
 def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:

@@ -123,3 +123,26 @@ def test_options_model_trains_and_eval_and_recommend_reuse_its_gaps_and_user_vec
     assert result.returncode == 0, result.stderr
     result = run_cli(["run=opt", "history=[1,2]"], tmp_path, module="seqrec_cli.recommend")
     assert result.returncode == 2 and "time gaps" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("module", ["seqrec_cli.evaluate", "seqrec_cli.recommend"])
+def test_an_added_key_is_one_sentence_and_exit_2_like_seqrec_train(tmp_path, module):
+    # The same conversion as seqrec-train's (config.to_typed); it used to end in an OmegaConf traceback.
+    result = run_cli(["run=smoke", "users=[1]", "+foo=1"] if module.endswith("recommend") else ["run=smoke", "+foo=1"],
+                     tmp_path, module=module)
+    assert result.returncode == 2, result.stderr
+    assert "Unknown config key foo" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hydra_job_chdir_keeps_relative_data_paths_working(tmp_path):
+    # With hydra.job.chdir=true the job runs inside its run directory; dataset.path=events.csv still
+    # names the file beside where the command was typed (it used to be "Dataset file not found").
+    events = generate_events(SyntheticConfig(n_users=200, n_items=60, mean_length=12))
+    events.to_csv(tmp_path / "events.csv", index=False)
+    result = run_cli(["debug=smoke", "dataset=csv", "dataset.path=events.csv", "dataset.user_col=user",
+                      "dataset.item_col=item", "dataset.time_col=time", "hydra.job.chdir=true", "hydra.run.dir=chd"],
+                     tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "chd" / "metrics.json").is_file()
+    ckpt = load_checkpoint(tmp_path / "chd" / "checkpoints" / "best.pt")
+    assert ckpt["config"]["dataset"]["path"] == str(tmp_path / "events.csv")  # recorded where it was found
