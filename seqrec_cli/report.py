@@ -1,11 +1,16 @@
 """`seqrec-report DIR [DIR ...]`: one table, one CSV and one plot comparing every run found.
 
-A run directory is any folder holding `metrics.json` or `.hydra/config.yaml` (a run that has not
-finished, or failed, is listed as incomplete); a sweep directory is searched below for them.
+A run directory is a folder where training started: it holds `metrics.json` (finished),
+`history.csv` (an epoch done) or `checkpoints/` (a training that saved its state). A folder with
+only `.hydra/`, `train.log` or `error.json` is a run rejected before training (a refused value, a
+missing file) and is skipped with a note: it has no results to compare. A sweep directory is
+searched below for runs.
 The table shows what people compare first: the encoder, the loss, the key hyperparameters plus
-every setting that differs between the runs found (what a sweep varied), the best epoch, the
-validation and test metrics, and the time taken. `report.csv` holds the same rows with every
-metric. `curves.png` draws validation NDCG@10 and the train loss per epoch, one line per run.
+every setting that differs between the runs found (what a sweep varied), the tags, the best epoch,
+the validation and test metrics, and the time taken. On a narrow terminal the run name and the
+metrics always stay; the other columns are left out, least telling first, until the table fits,
+and a note line names them. `report.csv` holds the same rows with every metric and setting.
+`curves.png` draws validation NDCG@10 and the train loss per epoch, one line per run.
 
 Reads only small text files (no torch), so it starts fast.
 """
@@ -77,22 +82,35 @@ class RunRecord:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "metrics.json").is_file() or (path / ".hydra" / "config.yaml").is_file()
+    """Training started here: finished (metrics.json), an epoch done (history.csv) or state saved."""
+    return (path / "metrics.json").is_file() or (path / "history.csv").is_file() or (path / "checkpoints").is_dir()
+
+
+def is_rejected_run(path: Path) -> bool:
+    """A run directory Hydra (or seqrec-train) made for a run stopped before training started."""
+    return not is_run_dir(path) and any(
+        (path / name).exists() for name in (".hydra", "error.json", "train.log")
+    )
 
 
 def find_runs(roots: Sequence[Path]) -> list[Path]:
-    """Every run directory at or below `roots`, in natural order (job 10 after job 9)."""
+    """Every run directory at or below `roots`, in natural order (job 10 after job 9); folders of
+    runs rejected before training are logged and left out."""
     found: list[Path] = []
+    rejected: list[Path] = []
     for root in roots:
         if not root.is_dir():
             raise UserError(f"No run or sweep directory at {root}.")
         for folder, subdirs, _files in os.walk(root):
             here = Path(folder)
-            if is_run_dir(here):
-                found.append(here)
+            if is_run_dir(here) or is_rejected_run(here):
+                (found if is_run_dir(here) else rejected).append(here)
                 subdirs.clear()  # checkpoints/, tensorboard/ ... hold no runs
             else:
                 subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+    if rejected:
+        log.info("Skipped %d folder%s where no training started (rejected before the first epoch): %s",
+                 len(rejected), "s" if len(rejected) > 1 else "", ", ".join(map(str, rejected)))
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return sorted(unique, key=lambda p: _natural_key(str(p)))
 
@@ -139,7 +157,7 @@ def varying_params(runs: Sequence[RunRecord]) -> list[str]:
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.params if k not in keys]
-    shown = {k for k, _ in KEY_PARAMS}
+    shown = {k for k, _ in KEY_PARAMS} | {"tags"}  # tags have their own column
     return [
         k for k in keys
         if k not in shown and not k.startswith(IGNORED_PARAMS)
@@ -153,12 +171,16 @@ def report_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
     metric_keys: list[str] = []
     for run in runs:
         for split in ("valid", "test"):
-            metric_keys += [f"{split}/{m}" for m in (run.metrics or {}).get(split, {}) if f"{split}/{m}" not in metric_keys]
+            names = [f"{split}/{m}" for m in (run.metrics or {}).get(split, {})]
+            metric_keys += [k for k in names if k not in metric_keys]
     rows = []
     for run in runs:
         m = run.metrics or {}
-        row: dict[str, Any] = {"run": run.label, "status": "done" if run.complete else "incomplete"}
+        status = "done" if run.complete else "failed" if (run.path / "error.json").is_file() else "incomplete"
+        row: dict[str, Any] = {"run": run.label, "status": status}
         row.update({k: run.params.get(k) for k in params})
+        tags = m.get("tags") or run.params.get("tags") or []
+        row["tags"] = ",".join(map(str, tags)) or None
         for key in ("encoder", "loss"):  # metrics.json names them too (a run without .hydra/)
             row[f"{key}.name"] = row[f"{key}.name"] or m.get(key)
         row["best_epoch"] = m.get("best_epoch")
@@ -171,33 +193,98 @@ def report_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]]) -> Table:
-    """Encoder, loss and the settings that differ get columns; settings all runs share go in the caption."""
+def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], width: Optional[int] = None) -> Table:
+    """Encoder, loss, the settings that differ and the tags get columns; settings all runs share go in
+    the caption. With `width`, columns are left out (least telling first) until the table fits;
+    the run name and the metrics always stay, and the caption names what was left out."""
     titles = dict(KEY_PARAMS)
     candidates = [k for k, _ in KEY_PARAMS if k not in ALWAYS_SHOWN] + varying_params(runs)
     distinct = {k: {json.dumps(r.get(k), default=str) for r in rows} for k in candidates}
     varying = [k for k in candidates if len(distinct[k]) > 1]
     shared = [f"{titles.get(k, k)}={_cell(rows[0].get(k))}" for k in candidates
               if len(distinct[k]) == 1 and rows[0].get(k) is not None]
-    table = Table(
-        title=f"{len(rows)} run{'s' if len(rows) != 1 else ''}",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        caption=("all runs: " + ", ".join(shared)) if shared else None,
-    )
-    table.add_column("run", overflow="fold")
+    prefix = _common_folder([r["run"] for r in rows])
+    columns = _columns(rows, varying, titles, len(prefix) + 1 if prefix else 0)
+    # Most telling first: what tells the runs apart, then what describes them, then bookkeeping.
+    same = [k for k in ALWAYS_SHOWN if len({r.get(k) for r in rows}) == 1]
+    optional = [*(k for k in ALWAYS_SHOWN if k not in same), *varying, "tags", *same, "best_epoch", "sec"]
+    kept = _fit(columns, optional, width) if width else set(columns)
+    # A column every run shares moves to the caption rather than vanishing.
+    shared[:0] = [f"{titles[k]}={_cell(rows[0].get(k))}" for k in same if k not in kept]
+    left_out = [columns[k].title.replace("\n", " ") for k in optional
+                if k in columns and k not in kept and k not in same]
+    notes = [f"runs in {prefix}/"] if prefix else []
+    notes += ["all runs: " + ", ".join(shared)] if shared else []
+    if left_out:
+        notes.append(f"left out to fit {width} columns: {', '.join(left_out)} (all in report.csv)")
+    table = _table(len(rows), [c for k, c in columns.items() if k in kept], "\n".join(notes) or None)
+    return table
+
+
+@dataclass
+class _Column:
+    title: str
+    cells: list[str]
+    justify: str = "right"
+
+
+def _common_folder(labels: Sequence[str]) -> str:
+    """The folder every run label starts with (a sweep's own name), shown once in the caption."""
+    if len(labels) < 2:
+        return ""
+    parts = [Path(label).parts for label in labels]
+    common = []
+    for names in zip(*parts):
+        if len(set(names)) > 1:
+            break
+        common.append(names[0])
+    return str(Path(*common)) if common and all(len(p) > len(common) for p in parts) else ""
+
+
+def _columns(
+    rows: Sequence[dict[str, Any]], varying: Sequence[str], titles: dict[str, str], strip: int
+) -> dict[str, _Column]:
+    """Every column the table could show, in display order, keyed by its row key; run labels lose
+    their first `strip` characters (the folder they share)."""
+    def setting_title(key: str) -> str:
+        return titles.get(key) or "\n".join(key.rsplit(".", 1))  # long dotted keys wrap at the last dot
+
+    labels = [row["run"][strip:] + ("" if row["status"] == "done" else f" ({row['status']})") for row in rows]
+    columns = {"run": _Column("run", labels, "left")}
     for key in [*ALWAYS_SHOWN, *varying]:
-        table.add_column(titles.get(key, key), justify="right" if key not in ALWAYS_SHOWN else "left")
-    table.add_column("best\nepoch", justify="right")
+        justify = "left" if key in ALWAYS_SHOWN else "right"
+        columns[key] = _Column(setting_title(key), [_cell(r.get(key)) for r in rows], justify)
+    if any(r.get("tags") for r in rows):
+        columns["tags"] = _Column("tags", [_cell(r.get("tags")) for r in rows], "left")
+    columns["best_epoch"] = _Column("best\nepoch", [_cell(r["best_epoch"]) for r in rows])
     for key in TABLE_METRICS:
-        table.add_column(key.replace("/", "\n"), justify="right")
-    table.add_column("sec", justify="right")
-    for row in rows:
-        label = row["run"] + ("" if row["status"] == "done" else " (incomplete)")
-        table.add_row(
-            label, *(_cell(row.get(k)) for k in [*ALWAYS_SHOWN, *varying]), _cell(row["best_epoch"]),
-            *(_cell(row.get(k), ".4f") for k in TABLE_METRICS), _cell(row["total_seconds"], ".1f"),
-        )
+        columns[key] = _Column(key.replace("/", "\n"), [_cell(r.get(key), ".4f") for r in rows])
+    columns["sec"] = _Column("sec", [_cell(r["total_seconds"], ".1f") for r in rows])
+    return columns
+
+
+def _fit(columns: dict[str, _Column], optional: Sequence[str], width: int) -> set[str]:
+    """The run name, the metrics, and as many `optional` columns (in that order) as fit in `width`."""
+    kept = {k for k in columns if k not in optional}
+    for key in optional:
+        if key in columns and _natural_width([c for k, c in columns.items() if k in kept | {key}]) <= width:
+            kept.add(key)
+    return kept
+
+
+def _natural_width(columns: Sequence[_Column]) -> int:
+    """Width the table takes when no cell is cut, as rich measures it (padding and separators included)."""
+    table = _table(len(columns[0].cells), columns, None)
+    return Console(width=100_000, file=io.StringIO()).measure(table).maximum
+
+
+def _table(n_runs: int, columns: Sequence[_Column], caption: Optional[str]) -> Table:
+    table = Table(title=f"{n_runs} run{'s' if n_runs != 1 else ''}", box=box.SIMPLE_HEAD, show_edge=False,
+                  caption=caption, caption_justify="left")
+    for column in columns:
+        table.add_column(column.title, justify=column.justify, overflow="fold")
+    for i in range(n_runs):
+        table.add_row(*(c.cells[i] for c in columns))
     return table
 
 
@@ -217,16 +304,20 @@ def write_report_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def build_report(roots: Sequence[Path], out_dir: Path, metric: str = "ndcg@10", console: Optional[Console] = None) -> list[dict[str, Any]]:
+def build_report(
+    roots: Sequence[Path], out_dir: Path, metric: str = "ndcg@10", console: Optional[Console] = None
+) -> list[dict[str, Any]]:
     """Find the runs under `roots`, print the table, write report.csv and curves.png to `out_dir`."""
     paths = find_runs(roots)
     if not paths:
         raise UserError(
-            f"No runs found under {', '.join(map(str, roots))}: a run directory holds metrics.json or .hydra/config.yaml."
+            f"No runs found under {', '.join(map(str, roots))}: a run directory holds metrics.json, history.csv "
+            "or checkpoints/ (a run rejected before training has none)."
         )
     runs = [load_run(p, label) for p, label in zip(paths, labels_for(paths, roots))]
     rows = report_rows(runs)
-    (console or Console()).print(report_table(runs, rows))
+    console = console or Console()
+    console.print(report_table(runs, rows, console.width))
     write_report_csv(out_dir / "report.csv", rows)
     log.info("Wrote %s", out_dir / "report.csv")
     curves = {_legend(r): r.history for r in runs if r.history}
