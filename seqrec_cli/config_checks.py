@@ -8,10 +8,13 @@ each as one UserError sentence naming the key and what it accepts, before any da
 from __future__ import annotations
 
 import math
-from typing import Any, List
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, List, Optional, Union
 
 from seqrec_cli.config_schema import (
-    ATTENTION_BLOCKS, DATA_SOURCES, DEDUP, ENCODERS, ID_TYPES, LOGGERS, LOSSES, MOVIELENS, NEGATIVE_SAMPLING, OPTIMIZERS,
+    ATTENTION_BLOCKS, BAD_LINES, DATA_SOURCES, DEDUP, ENCODERS, ID_TYPES, LOGGERS, LOSSES, MOVIELENS, NEGATIVE_SAMPLING,
+    OPTIMIZERS,
     SPLITS, TABLE_FORMATS, TIME_FEATURES, DatasetConfig, TrainConfig,
 )
 from seqrec_cli.errors import UserError
@@ -128,6 +131,8 @@ def validate_dataset(d: DatasetConfig) -> None:
     require_choice("dataset.format", d.format, TABLE_FORMATS)
     require_choice("dataset.id_type", d.id_type, ID_TYPES)
     require_choice("dataset.dedup", d.dedup, DEDUP)
+    require_choice("dataset.on_bad_lines", d.on_bad_lines, BAD_LINES)
+    validate_time_window(d)
     require(len(d.sep) > 0, "dataset.sep", d.sep, "a non-empty separator")
     if d.min_rating is not None and d.source in ("csv", "atomic"):
         require(
@@ -171,6 +176,51 @@ def validate_dataset(d: DatasetConfig) -> None:
             dataset_has_times(d), "dataset.split.kind", sp.kind,
             "leave_one_out: a temporal split needs timestamps (dataset.time_col), and this dataset has none",
         )
+
+
+def time_bound(value: Any, time_format: Optional[str] = None) -> Optional[Union[int, float, datetime]]:
+    """A time-window bound as a number (int when whole) or a UTC datetime; None when it is neither.
+
+    Dates are ISO 8601 or `time_format`; a date without a zone is UTC, as in the time column.
+    """
+    text = str(value).strip()
+    if time_format:
+        try:
+            return datetime.strptime(text, time_format).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    try:
+        number = Decimal(text)
+        if number.is_finite():
+            return int(number) if number == number.to_integral_value() else float(number)
+    except InvalidOperation:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def validate_time_window(d: DatasetConfig) -> None:
+    """dataset.min_time / max_time: each a number or a date, both of one kind, min <= max."""
+    bounds = {}
+    for key in ("min_time", "max_time"):
+        value = getattr(d, key)
+        if value is None:
+            continue
+        bound = time_bound(value, d.time_format)
+        require(bound is not None, f"dataset.{key}", value,
+                "a number in the time column's units or a date such as 2020-01-31 (or in dataset.time_format)")
+        bounds[key] = bound
+    if bounds:
+        require(dataset_has_times(d), f"dataset.{next(iter(bounds))}", getattr(d, next(iter(bounds))),
+                "null: a time window needs timestamps (dataset.time_col), and this dataset has none")
+    if len(bounds) == 2:
+        low, high = bounds["min_time"], bounds["max_time"]
+        require(isinstance(low, datetime) == isinstance(high, datetime), "dataset.max_time", d.max_time,
+                f"a bound of the same kind as dataset.min_time={d.min_time!r} (both numbers or both dates)")
+        require(low <= high, "dataset.min_time", d.min_time, f"a time at or before dataset.max_time ({d.max_time})")
 
 
 def dataset_has_times(d: DatasetConfig) -> bool:

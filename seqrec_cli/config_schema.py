@@ -17,6 +17,7 @@ __all__ = [
     "TABLE_FORMATS",
     "ID_TYPES",
     "DEDUP",
+    "BAD_LINES",
     "SPLITS",
     "ENCODERS",
     "ATTENTION_BLOCKS",
@@ -44,6 +45,7 @@ MOVIELENS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest-small"
 TABLE_FORMATS = ("auto", "csv", "parquet")
 ID_TYPES = ("auto", "int", "str")
 DEDUP = ("all", "first", "last")
+BAD_LINES = ("error", "warn", "skip")
 SPLITS = ("leave_one_out", "temporal")
 ENCODERS = ("attention", "gru", "lstm", "gru_attention")
 ATTENTION_BLOCKS = ("sasrec", "ligr")
@@ -110,6 +112,12 @@ class DatasetConfig:
     # auto: integers when every id is one, text when none is, an error when they are mixed;
     # int / str force one reading (str keeps leading zeros: "007" stays "007").
     id_type: str = "auto"
+    # Lines with more fields than the header: error (one sentence naming the first), warn or skip
+    # (dropped either way, and counted in data_summary.json; warn also logs them).
+    on_bad_lines: str = "error"
+    # A strptime format for the time column (e.g. %d/%m/%Y); null = numbers as they are, dates in
+    # ISO 8601 or another single format that cannot be read two ways.
+    time_format: Optional[str] = None
     rating_col: Optional[str] = None
     # Keep only events rated at least this (positive feedback); null keeps every event.
     min_rating: Optional[float] = None
@@ -117,6 +125,10 @@ class DatasetConfig:
     dedup: str = "all"
     # Keep only each user's most recent N events (applied before the k-core); null = no cap.
     max_history: Optional[int] = None
+    # Keep only events with min_time <= time <= max_time (both inclusive; null = open), in the time
+    # column's units or, where the reader parses dates (and for MovieLens' Unix seconds), as dates.
+    min_time: Optional[str] = None
+    max_time: Optional[str] = None
     min_user_count: int = 5
     min_item_count: int = 5
     split: SplitConfig = field(default_factory=SplitConfig)

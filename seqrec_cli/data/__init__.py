@@ -14,7 +14,7 @@ from pathlib import Path
 from seqrec_cli.config import DatasetConfig
 from seqrec_cli.data import cache
 from seqrec_cli.data.preprocess import Interactions, build_interactions
-from seqrec_cli.data.sources import describe_source, locate, read_events, source_identity
+from seqrec_cli.data.sources import describe_source, locate, read_events, source_identity, time_window
 from seqrec_cli.data.splits import EvalSplit, SequenceSplits, leave_one_out, split
 from seqrec_cli.errors import UserError
 
@@ -52,12 +52,16 @@ def load_interactions(cfg: DatasetConfig) -> tuple[Interactions, dict]:
     started = time.perf_counter()
     events = read_events(cfg, path)
     read_seconds = time.perf_counter() - started
+    notes = dict(events.attrs)
     inter, summary = build_interactions(
         events, cfg.min_user_count, cfg.min_item_count,
         min_rating=cfg.min_rating, dedup=cfg.dedup, max_history=cfg.max_history,
+        time_window=time_window(cfg, notes.get("time_kind"), label),
     )
     del events
     summary["source"] = label
+    if "bad_lines" in notes:
+        summary["bad_lines"] = notes["bad_lines"]
     summary["read_seconds"] = round(read_seconds, 3)
     summary["preprocess_seconds"] = round(time.perf_counter() - started, 3)
     if cfg.use_cache:
@@ -72,7 +76,8 @@ def load(cfg: DatasetConfig) -> tuple[SequenceSplits, dict]:
     if inter.n_users < 2:
         only = inter.user_ids[0]
         raise UserError(
-            f"Only one user ({getattr(only, 'item', lambda: only)()!r}) is left in {summary.get('source', cfg.name)} after "
+            f"Only one user ({getattr(only, 'item', lambda: only)()!r}) is left in "
+            f"{summary.get('source', cfg.name)} after "
             "preprocessing: sequential recommendation needs the histories of several users."
         )
     splits = split(inter, cfg.split)

@@ -22,7 +22,9 @@ from seqrec_cli.data.preprocess import Interactions
 from seqrec_cli.errors import UserError
 
 
-def gather_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def gather_windows(
+    items: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `items[start:end]` (keeping at most the last `width`), right-padded with 0.
 
     Returns the int64 matrix [rows, width] and the int64 lengths.
@@ -106,12 +108,16 @@ def training_examples(
     return TrainingExamples(inputs, targets, lengths, gaps, users)
 
 
-def history_rows(data: Interactions, users: np.ndarray, history_end: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def history_rows(
+    data: Interactions, users: np.ndarray, history_end: np.ndarray, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The last `max_len` items of each user's history before `history_end`, right-padded."""
     return gather_windows(data.items, data.offsets[users], history_end, max_len)
 
 
-def history_gaps(gaps: np.ndarray, data: Interactions, users: np.ndarray, history_end: np.ndarray, max_len: int) -> np.ndarray:
+def history_gaps(
+    gaps: np.ndarray, data: Interactions, users: np.ndarray, history_end: np.ndarray, max_len: int
+) -> np.ndarray:
     """The gap buckets aligned with `history_rows` (same windows, 0 on padding)."""
     return gather_windows(gaps, data.offsets[users], history_end, max_len)[0]
 

@@ -1,8 +1,9 @@
 """On-disk cache of processed interactions, keyed by what produced them.
 
 Reading and filtering a 20M-row file takes tens of seconds; reloading the arrays takes about one.
-The key hashes the source identity (path, size, mtime or generator settings), every preprocessing
-setting and a format version, so a changed file or setting never reuses a stale cache. Files are
+The key hashes the source identity (path, size and a SHA-256 of the file's bytes, or the generator
+settings), every preprocessing setting and a format version, so a changed file or setting never
+reuses a stale cache, even when the new file has the old one's size and modification time. Files are
 written to a temporary name and renamed: a crash never leaves a torn cache that looks complete.
 """
 
@@ -23,8 +24,9 @@ from seqrec_cli.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Bump when the processed format or the preprocessing rules change.
-CACHE_FORMAT = 2
+# Bump when the processed format or the preprocessing rules change (3: exact ids beyond 2**53,
+# content-hashed sources, time windows).
+CACHE_FORMAT = 3
 
 
 def default_cache_dir() -> Path:

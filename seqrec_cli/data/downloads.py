@@ -75,7 +75,8 @@ def data_dir(configured: Optional[str] = None) -> Path:
 
 
 def fetch(
-    name: str, root: Path, marker: str, url: Optional[str] = None, sha256: Optional[str] = None, md5: Optional[str] = None
+    name: str, root: Path, marker: str, url: Optional[str] = None, sha256: Optional[str] = None,
+    md5: Optional[str] = None,
 ) -> Path:
     """`root/name/`, holding `marker` (the file the reader needs), downloading the archive if absent."""
     dest = root / name
@@ -218,7 +219,9 @@ def unpack(archive: Path, dest: Path, marker: str) -> None:
         with zipfile.ZipFile(archive) as zf:
             for member in zf.namelist():
                 if member.startswith(("/", "\\")) or ".." in PurePosixPath(member).parts:
-                    raise UserError(f"The download {archive.name} holds an unsafe path {member!r}; it was not unpacked.")
+                    raise UserError(
+                        f"The download {archive.name} holds an unsafe path {member!r}; it was not unpacked."
+                    )
             zf.extractall(work)
         holders = [p.parent for p in work.rglob(marker)]
         if not holders:
@@ -233,6 +236,8 @@ def unpack(archive: Path, dest: Path, marker: str) -> None:
             if not (dest / marker).is_file():  # not a concurrent run that finished first
                 raise
     except zipfile.BadZipFile as exc:
-        raise UserError(f"The download {archive.name} is a damaged zip archive ({exc}): delete it and try again.") from None
+        raise UserError(
+            f"The download {archive.name} is a damaged zip archive ({exc}): delete it and try again."
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -104,9 +104,11 @@ def read_ratings(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     user, item, rating, time = layout.columns
     wanted = [user, item, time] + ([rating] if cfg.min_rating is not None else [])
     text_cols = [user, item] if cfg.id_type == "str" else []
-    df = readers.read_delimited(path, layout.sep, layout.header, wanted, cfg.encoding, text_cols)
+    df = readers.read_delimited(path, layout.sep, layout.header, wanted, cfg.encoding, text_cols, [user, item],
+                                cfg.on_bad_lines)
     return columns.table_events(
-        df, str(path), user, item, time, rating if cfg.min_rating is not None else None, cfg.id_type
+        df, str(path), user, item, time, rating if cfg.min_rating is not None else None, cfg.id_type,
+        cfg.time_format,
     )
 
 
@@ -125,7 +127,8 @@ def titles(cfg: DatasetConfig) -> Optional[dict]:
     id_col, title_col = layout.movies_columns
     for encoding in layout.movies_encodings:
         try:
-            df = readers.read_delimited(movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding)
+            df = readers.read_delimited(movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding,
+                                        id_columns=[id_col])
             ids = columns.ids(df[id_col], str(movies), id_col, cfg.id_type)
             return dict(zip(ids.tolist(), df[title_col].astype(str).tolist()))
         except UserError as exc:  # titles are a nicety: never stop a run over them

@@ -14,6 +14,7 @@ Python loop runs per row or per user.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,6 +57,37 @@ class Interactions:
         return np.diff(self.offsets)
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """Keep events with low <= time <= high (both inclusive; None = open), in the column's units."""
+
+    low: Optional[float | int]
+    high: Optional[float | int]
+    min_time: Optional[str] = None  # the configured bounds, for messages and the summary
+    max_time: Optional[str] = None
+
+    def mask(self, times: np.ndarray) -> np.ndarray:
+        low, high = self.low, self.high
+        if np.issubdtype(times.dtype, np.integer):
+            # Whole bounds compare exactly with int64 times (a float would round ns timestamps).
+            low = None if low is None else max(math.ceil(low), -(2**63))
+            high = None if high is None else min(math.floor(high), 2**63 - 1)
+        keep = np.ones(len(times), dtype=bool)
+        if low is not None:
+            keep &= times >= low
+        if high is not None:
+            keep &= times <= high
+        return keep
+
+    def label(self) -> str:
+        bounds = (("min_time", self.min_time), ("max_time", self.max_time))
+        parts = [f"dataset.{k}={v}" for k, v in bounds if v is not None]
+        return f"the time window ({', '.join(parts)})"
+
+    def settings(self) -> dict:
+        return {"min_time": self.min_time, "max_time": self.max_time, "low": self.low, "high": self.high}
+
+
 def kcore_mask(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) -> tuple[np.ndarray, int]:
     """Rows that survive iterated minimum-count filters, and how many rounds it took.
 
@@ -95,12 +127,19 @@ def _ranks(uniques: np.ndarray) -> np.ndarray:
 
 
 def _id_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row rank of the id in sorted id order as int32/int64, sorted distinct ids)."""
+    """(per-row rank of the id in sorted id order as int32/int64, sorted distinct ids).
+
+    Integer ids beyond int64 arrive as Python ints (`columns.ids`): they are ranked numerically
+    and kept as their decimal text, which every later stage (cache, checkpoints) stores exactly.
+    """
     codes, uniques = pd.factorize(values)
     uniques = np.asarray(uniques)
     ranks = _ranks(uniques)
     dtype = np.int32 if len(uniques) < 2**31 else np.int64
-    return ranks.astype(dtype)[codes], uniques[np.argsort(ranks)]
+    ordered = uniques[np.argsort(ranks)]
+    if ordered.dtype == object and len(ordered) and not isinstance(ordered[0], str):
+        ordered = np.asarray([str(v) for v in ordered], dtype=object)
+    return ranks.astype(dtype)[codes], ordered
 
 
 def time_order(user_rank: np.ndarray, times: Optional[np.ndarray]) -> np.ndarray:
@@ -131,10 +170,11 @@ def build_interactions(
     min_rating: Optional[float] = None,
     dedup: str = "all",
     max_history: Optional[int] = None,
+    time_window: Optional[TimeWindow] = None,
 ) -> tuple[Interactions, dict]:
     """Order, filter and renumber raw events; return them with the counts after each step.
 
-    Steps, in this order (each recorded in `summary["steps"]`): minimum rating; de-duplication of
+    Steps, in this order (each recorded in `summary["steps"]`): time window; minimum rating; de-duplication of
     repeated (user, item) events (`all` keeps them, `first` / `last` keeps one, in time order);
     cap of each history to its most recent `max_history` events; iterated k-core on users and
     items. The cap comes before the k-core so that the final data really has the minimum counts.
@@ -148,6 +188,11 @@ def build_interactions(
     del users, items
 
     keep = np.ones(len(ur), dtype=bool)
+    if time_window is not None:
+        if times is None:
+            raise UserError("dataset.min_time / max_time are set but the data has no timestamps (dataset.time_col).")
+        keep &= time_window.mask(times)
+        _record(summary, "time_window", time_window.label(), ur, ir, keep, n_u, n_i, **time_window.settings())
     if min_rating is not None:
         if "rating" not in events:
             raise UserError("dataset.min_rating is set but the data has no rating column (dataset.rating_col).")
@@ -174,7 +219,8 @@ def build_interactions(
         from_end = counts[ur[rows]] - (np.arange(len(rows)) - first[ur[rows]])
         keep[rows[from_end > max_history]] = False
         del rows, from_end
-        _record(summary, "max_history", f"dataset.max_history={max_history}", ur, ir, keep, n_u, n_i, setting=max_history)
+        _record(summary, "max_history", f"dataset.max_history={max_history}", ur, ir, keep, n_u, n_i,
+                setting=max_history)
 
     keep, rounds = _kcore(ur, ir, keep, min_user_count, min_item_count)
     counts = _record(

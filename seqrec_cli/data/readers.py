@@ -11,8 +11,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import logging
 import lzma
 import re
+import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -24,6 +26,8 @@ import pandas as pd
 
 from seqrec_cli.data import columns
 from seqrec_cli.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Separators that are awkward to type on a command line.
 SEPARATORS = {"\\t": "\t", "tab": "\t", "space": " ", "whitespace": r"\s+"}
@@ -87,7 +91,10 @@ def read_bytes(path: Path) -> bytes:
             with zipfile.ZipFile(path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
                 if len(names) != 1:
-                    raise UserError(f"{path} is a zip archive holding {len(names)} files: unzip it and point dataset.path at the data file.")
+                    raise UserError(
+                        f"{path} is a zip archive holding {len(names)} files: unzip it and point dataset.path "
+                        "at the data file."
+                    )
                 return zf.read(names[0])
         if method == "zstd":
             raise UserError(f"{path} is zstd-compressed: decompress it first (zstd -d).")
@@ -122,10 +129,15 @@ def read_delimited(
     wanted: Sequence[str],
     encoding: Optional[str] = None,
     text_columns: Sequence[str] = (),
+    id_columns: Sequence[str] = (),
+    on_bad_lines: str = "error",
 ) -> pd.DataFrame:
     """Columns `wanted` of a delimited text file, by name (header) or by number ("0", "1", ...).
 
-    `text_columns` are read as strings (ids that must keep leading zeros).
+    `text_columns` are read as strings (ids that must keep leading zeros). `id_columns` that the
+    C parser can only read as floats ("1.0", huge integers) are read again as text, so no id is
+    rounded. A line with more fields than the header (or, without one, the first line) is an
+    error, or kept / dropped and counted in `df.attrs["bad_lines"]` (`on_bad_lines`).
     """
     require_file(path)
     sep = separator(sep)
@@ -140,7 +152,7 @@ def read_delimited(
         text = decode(read_bytes(path), path, encoding)
         source = io.StringIO(text.replace(sep, _UNIT_SEPARATOR))
         sep, kwargs = _UNIT_SEPARATOR, {}
-    with _parsing(path, configured_sep, method, encoding):
+    with _parsing(path, configured_sep, method, encoding, header):
         found = _header(source, sep, header, kwargs)
         missing = [c for c in wanted if c not in found]
         if missing:
@@ -148,22 +160,67 @@ def read_delimited(
             raise UserError(
                 f"{path} has no column {', '.join(map(repr, missing))}: {how} {', '.join(map(repr, found))}."
             )
-        if isinstance(source, io.StringIO):
-            source.seek(0)
-        dtype = {c if header else int(c): str for c in text_columns}
-        if header:
-            df = pd.read_csv(source, sep=sep, usecols=list(wanted), dtype=dtype or None, engine="c", **kwargs)
-        else:
-            positions = sorted({int(c) for c in wanted})
-            df = pd.read_csv(source, sep=sep, header=None, usecols=positions, dtype=dtype or None, engine="c", **kwargs)
-            df.columns = [str(c) for c in df.columns]
+        df, bad = _read_columns(source, sep, header, wanted, text_columns, kwargs, on_bad_lines)
+        floats = [c for c in dict.fromkeys(id_columns) if c not in text_columns and pd.api.types.is_float_dtype(df[c])]
+        if floats:
+            again, _ = _read_columns(source, sep, header, wanted, [*text_columns, *floats], kwargs, on_bad_lines)
+            df[floats] = again[floats]
     if len(df) == 0:
-        raise UserError(f"Dataset file {path} has a header but no rows." if header else f"Dataset file {path} is empty.")
+        raise UserError(
+            f"Dataset file {path} has a header but no rows." if header else f"Dataset file {path} is empty."
+        )
+    if bad:
+        _report_bad_lines(df, bad, path, header, on_bad_lines)
     return df
 
 
+# Rows per parsing chunk: every column is parsed (the C parser checks field counts only without
+# `usecols`), and only the wanted ones are kept, so the unused columns cost one chunk of memory.
+_CHUNK_ROWS = 1_000_000
+_SKIPPED = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
+
+
+def _read_columns(source: object, sep: str, header: bool, wanted: Sequence[str], text_columns: Sequence[str],
+                  kwargs: dict, on_bad_lines: str) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
+    """The `wanted` columns, and (line, expected fields, fields) of every line dropped as too long."""
+    if isinstance(source, io.StringIO):
+        source.seek(0)
+    keys = list(dict.fromkeys(wanted if header else (int(c) for c in wanted)))
+    dtype = {(c if header else int(c)): str for c in text_columns}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        # pandas' "warn" drops a bad line with a ParserWarning naming it: recorded here, for both
+        # warn and skip, so that every dropped line is counted.
+        reader = pd.read_csv(source, sep=sep, header=0 if header else None, index_col=False, dtype=dtype or None,
+                             engine="c", chunksize=_CHUNK_ROWS,
+                             on_bad_lines="error" if on_bad_lines == "error" else "warn", **kwargs)
+        with reader:
+            parts = [chunk[keys] for chunk in reader]
+    df = pd.concat(parts, ignore_index=True) if len(parts) != 1 else parts[0]
+    del parts
+    df.columns = [str(c) for c in df.columns]
+    bad = [tuple(map(int, m.groups())) for w in caught for m in _SKIPPED.finditer(str(w.message))]
+    return df, bad
+
+
+def _report_bad_lines(df: pd.DataFrame, bad: list[tuple[int, int, int]], path: Path, header: bool,
+                      on_bad_lines: str) -> None:
+    """Lines dropped under `dataset.on_bad_lines=warn|skip`: logged and counted in `df.attrs`."""
+    line, expected, fields = bad[0]
+    what = "the header" if header else "the first line"
+    (log.warning if on_bad_lines == "warn" else log.info)(
+        "%s: dropped %d line%s with more fields than %s (%d); the first is line %d (%d fields) "
+        "(dataset.on_bad_lines=%s).", path, len(bad), "s" if len(bad) > 1 else "", what, expected, line, fields,
+        on_bad_lines,
+    )
+    df.attrs["bad_lines"] = {"action": on_bad_lines, "dropped_lines": len(bad), "first_line": line,
+                             "first_line_fields": fields, "expected_fields": expected}
+
+
 @contextmanager
-def _parsing(path: Path, sep: str, method: Optional[str], encoding: Optional[str]) -> Iterator[None]:
+def _parsing(
+    path: Path, sep: str, method: Optional[str], encoding: Optional[str], header: bool = True
+) -> Iterator[None]:
     """Turn pandas' and the decompressors' exceptions into one sentence about `path`."""
     try:
         yield
@@ -178,12 +235,33 @@ def _parsing(path: Path, sep: str, method: Optional[str], encoding: Optional[str
     except LookupError:
         raise UserError(f"Unknown text encoding dataset.encoding={encoding!r}.") from None
     except _DAMAGED as exc:
-        raise UserError(f"Could not read {path}: its {method or 'file'} data is damaged or truncated ({exc}).") from None
-    except (pd.errors.ParserError, ValueError) as exc:
+        raise UserError(
+            f"Could not read {path}: its {method or 'file'} data is damaged or truncated ({exc})."
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise _parse_error(path, sep, exc, header) from None
+    except ValueError as exc:
         shown = "whitespace" if sep == r"\s+" else sep
         raise UserError(
             f"Could not parse {path} as a table with separator {shown!r}: {str(exc).splitlines()[0]}."
         ) from None
+
+
+_TOO_MANY = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parse_error(path: Path, sep: str, exc: Exception, header: bool) -> UserError:
+    """A line with too many fields names itself and the settings that accept it; else pandas' reason."""
+    found = _TOO_MANY.search(str(exc))
+    if found:
+        expected, line, fields = map(int, found.groups())
+        return UserError(
+            f"{path}: line {line} has {fields} fields where {'the header' if header else 'the first line'} has "
+            f"{expected}: fix the file, "
+            "or set dataset.on_bad_lines=warn (or skip) to drop such lines and count them in data_summary.json."
+        )
+    shown = "whitespace" if sep == r"\s+" else sep
+    return UserError(f"Could not parse {path} as a table with separator {shown!r}: {str(exc).splitlines()[0]}.")
 
 
 def header_names(path: Path, sep: str, encoding: Optional[str]) -> list[str]:
@@ -238,6 +316,8 @@ def read_table(
     rating_col: Optional[str],
     encoding: Optional[str],
     id_type: str,
+    on_bad_lines: str = "error",
+    time_format: Optional[str] = None,
 ) -> pd.DataFrame:
     """A CSV / TSV / Parquet table with named (or, without a header, numbered) columns."""
     require_file(path)
@@ -247,8 +327,8 @@ def read_table(
         df = read_parquet(path, wanted)
     else:
         text_cols = [user_col, item_col] if id_type == "str" else []
-        df = read_delimited(path, sep, header, wanted, encoding, text_cols)
-    return columns.table_events(df, str(path), user_col, item_col, time_col, rating_col, id_type)
+        df = read_delimited(path, sep, header, wanted, encoding, text_cols, [user_col, item_col], on_bad_lines)
+    return columns.table_events(df, str(path), user_col, item_col, time_col, rating_col, id_type, time_format)
 
 
 def atomic_file(path: Path) -> Path:
@@ -275,6 +355,8 @@ def read_atomic(
     rating_col: Optional[str],
     encoding: Optional[str],
     id_type: str,
+    on_bad_lines: str = "error",
+    time_format: Optional[str] = None,
 ) -> pd.DataFrame:
     """A RecBole atomic file: tab-separated with a typed header (`user_id:token item_id:token ...`).
 
@@ -299,11 +381,14 @@ def read_atomic(
         )
     for col in (user_col, item_col):
         if kinds[col].endswith("_seq"):
-            raise UserError(f"Field {names[col]!r} of {path} is a sequence field; user and item ids must be single tokens.")
+            raise UserError(
+                f"Field {names[col]!r} of {path} is a sequence field; user and item ids must be single tokens."
+            )
     text_cols = [names[user_col], names[item_col]] if id_type == "str" else []
-    df = read_delimited(path, "\t", True, [names[c] for c in wanted], encoding, text_cols)
+    df = read_delimited(path, "\t", True, [names[c] for c in wanted], encoding, text_cols,
+                        [names[user_col], names[item_col]], on_bad_lines)
     df.columns = [c.split(":", 1)[0] for c in df.columns]
-    return columns.table_events(df, str(path), user_col, item_col, time_col, rating_col, id_type)
+    return columns.table_events(df, str(path), user_col, item_col, time_col, rating_col, id_type, time_format)
 
 
 _TOKEN = re.compile(r"[^\s]+|\n")
@@ -337,12 +422,14 @@ def read_sequences(path: Path, encoding: Optional[str], id_type: str) -> pd.Data
     })
 
 
-def read_pairs(path: Path, encoding: Optional[str], id_type: str) -> pd.DataFrame:
+def read_pairs(path: Path, encoding: Optional[str], id_type: str, on_bad_lines: str = "error") -> pd.DataFrame:
     """One `user item` pair per line, whitespace-separated, in time order (the SASRec format)."""
     text_cols = ["0", "1"] if id_type == "str" else []
-    df = read_delimited(require_file(path), r"\s+", False, ["0", "1"], encoding, text_cols)
+    df = read_delimited(require_file(path), r"\s+", False, ["0", "1"], encoding, text_cols, ["0", "1"], on_bad_lines)
     where = str(path)
-    return pd.DataFrame({
+    events = pd.DataFrame({
         "user": columns.ids(df["0"], where, "user (first column)", id_type),
         "item": columns.ids(df["1"], where, "item (second column)", id_type),
     })
+    events.attrs.update(df.attrs)
+    return events

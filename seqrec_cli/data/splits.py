@@ -14,8 +14,9 @@ validation target is their first event in [valid cut, test cut), with everything
 validation cut as input; their test target is their first event at or after the test cut, with
 everything before the test cut as input (validation-period events included, as leave-one-out's
 test input includes the validation item). Other events after a cut are not targets (the summary
-counts them); those between the cuts still serve as test input, those after the test cut are unused. A user needs at least one event before a cut to be
-evaluated there (a model cannot rank from an empty history); such cold users are counted.
+counts them); those between the cuts still serve as test input, those after the test cut are
+unused. A user needs at least one event before a cut to be evaluated there (a model cannot rank
+from an empty history); such cold users are counted.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def cut_at_quantile(times: np.ndarray, q: float) -> float | int:
 def temporal(data: Interactions, valid_cut: float, test_cut: float) -> SequenceSplits:
     """Split at two global instants (see the module docstring for what each part holds)."""
     if data.times is None:
-        raise UserError("A temporal split needs timestamps, and this dataset has none: use dataset.split.kind=leave_one_out.")
+        raise UserError(
+            "A temporal split needs timestamps, and this dataset has none: use dataset.split.kind=leave_one_out."
+        )
     if not valid_cut < test_cut:
         raise UserError(f"The validation cut ({valid_cut}) must come before the test cut ({test_cut}).")
     starts, ends = data.offsets[:-1], data.offsets[1:]
@@ -154,7 +157,9 @@ def split(data: Interactions, cfg: SplitConfig) -> SequenceSplits:
     if cfg.kind == "leave_one_out":
         return leave_one_out(data)
     if data.times is None:
-        raise UserError("A temporal split needs timestamps, and this dataset has none: use dataset.split.kind=leave_one_out.")
+        raise UserError(
+            "A temporal split needs timestamps, and this dataset has none: use dataset.split.kind=leave_one_out."
+        )
     valid_cut = cfg.valid_time if cfg.valid_time is not None else cut_at_quantile(data.times, cfg.valid_quantile)
     test_cut = cfg.test_time if cfg.test_time is not None else cut_at_quantile(data.times, cfg.test_quantile)
     if not valid_cut < test_cut:
