@@ -13,6 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from seqrec_cli.io.rundir import claim_new_dir
+
 
 def _config_path() -> str:
     try:
@@ -27,20 +29,26 @@ CONFIG_PATH = _config_path()
 
 
 def run_dir_for(resume: str | None, default: str) -> str:
-    """A resumed run writes into the run directory it continues; any other run into `default`.
+    """The run directory of this process: the one a resume continues, else a new one of its own.
 
-    Under torchrun only rank 0 owns the run directory; the other ranks get a private temporary
-    one for Hydra's own files, so a distributed run leaves exactly one run directory.
+    A new run claims `default` atomically (`default-2`, ... when another run took it in the same
+    second), so no two runs ever share a directory. Resolved once per composition (the resolver is
+    cached). A resume path that does not exist is not created: the run gets a throwaway directory
+    and stops with "Nothing to resume at ...". Under torchrun only rank 0 owns the run directory;
+    the other ranks get a private temporary one for Hydra's own files.
     """
     rank = int(os.environ.get("RANK", "0") or 0)
     if rank > 0:
         return str(Path(tempfile.gettempdir()) / f"seqrec_cli-rank{rank}-{os.getpid()}")
     if not resume:
-        return default
+        return str(claim_new_dir(default))
     path = Path(resume).expanduser()
-    return str(path.parent.parent if path.suffix == ".pt" else path)
+    target = path.parent.parent if path.suffix == ".pt" else path
+    if not (path.is_file() if path.suffix == ".pt" else path.is_dir()):
+        return tempfile.mkdtemp(prefix="seqrec_cli-no-resume-")
+    return str(target)
 
 
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("seqrec_run_dir"):
-        OmegaConf.register_new_resolver("seqrec_run_dir", run_dir_for)
+        OmegaConf.register_new_resolver("seqrec_run_dir", run_dir_for, use_cache=True)

@@ -27,7 +27,7 @@ from seqrec_cli.data.batches import SideInputs, gap_buckets
 from seqrec_cli.data.splits import leave_one_out
 from seqrec_cli.errors import UserError
 from seqrec_cli.runtime import select_device
-from seqrec_cli.training.checkpoint import load_checkpoint
+from seqrec_cli.training.checkpoint import load_best
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,14 @@ def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
             f"{run_dir} holds no trained model (checkpoints/best.pt is missing): name a seqrec-train run "
             "directory whose first validation has finished."
         )
-    ckpt = load_checkpoint(best)
-    for key in ("model", "config", "item_ids"):
-        if key not in ckpt:
-            raise UserError(f"{best} has no {key!r} entry: it was not written by this version of seqrec-train.")
+    ckpt = load_best(best)
     cfg = _train_config(ckpt["config"], best)
     cfg = replace(cfg, dataset=_resolve_dataset_path(cfg.dataset, run_dir))
     item_ids = np.asarray(ckpt["item_ids"])
     user_ids = np.asarray(ckpt["user_ids"]) if cfg.model.user_embedding else None
     if cfg.model.user_embedding and "user_ids" not in ckpt:
         raise UserError(f"{best} has no 'user_ids' entry although its model has user vectors.")
-    torch_device = select_device(device)
+    torch_device = select_device(device, key="device")
     model = models.build(cfg.model, cfg.encoder, len(item_ids), len(user_ids) + 1 if user_ids is not None else 0)
     model.load_state_dict(ckpt["model"])
     model.to(torch_device).eval()

@@ -14,8 +14,11 @@ import torch.distributed as dist
 from seqrec_cli.errors import UserError
 
 
-def select_device(name: str) -> torch.device:
-    """`auto` prefers CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
+def select_device(name: str, key: str = "trainer.device") -> torch.device:
+    """`auto` prefers CUDA, then Apple's MPS, then the CPU; an explicit choice must exist.
+
+    `key` is the setting's name in the command that asked (`device` for seqrec-eval / -recommend).
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -24,12 +27,12 @@ def select_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"trainer.device={name} was asked for, but PyTorch sees no CUDA GPU: use trainer.device=auto or cpu.")
+            raise UserError(f"{key}={name} was asked for, but PyTorch sees no CUDA GPU: use {key}=auto or cpu.")
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise UserError(f"trainer.device={name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
+            raise UserError(f"{key}={name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("trainer.device=mps was asked for, but MPS is not available here: use trainer.device=auto or cpu.")
+        raise UserError(f"{key}=mps was asked for, but MPS is not available here: use {key}=auto or cpu.")
     return torch.device(name)
 
 

@@ -14,9 +14,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def run_cli(
-    args: list[str], cwd: Path, module: str = "seqrec_cli.train", timeout: int = 300, env: dict | None = None
+    args: list[str], cwd: Path, module: str = "seqrec_cli.cli.train", timeout: int = 300, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """`python -m seqrec_cli.train ARGS` (or another `module`) in `cwd`, with a private data cache
+    """`python -m seqrec_cli.cli.train ARGS` (seqrec-train) (or another `module`) in `cwd`, with a private data cache
     and download folder; `env` adds or replaces environment variables."""
     env = {
         **os.environ,

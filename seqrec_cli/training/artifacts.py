@@ -6,32 +6,12 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-# mkstemp creates owner-only (0600) files; results are meant to be read by others (a shared
-# cluster, a web server), as any file written with open() would be.
-READABLE = 0o644
+from seqrec_cli.io.atomic import atomic_write, write_text_atomic
 
-
-def _make_readable(fd: int) -> None:
-    if hasattr(os, "fchmod"):  # POSIX; Windows files have no such mode bits
-        os.fchmod(fd, READABLE)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        _make_readable(fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["write_text_atomic", "write_json", "write_csv", "write_history", "plot_curves", "plot_runs"]
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -92,16 +72,10 @@ def plot_runs(path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metri
     if labelled and len(labelled) <= max_legend:
         ax_metric.legend(fontsize="small")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
-    _make_readable(fd)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return True
 
 

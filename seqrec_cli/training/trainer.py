@@ -4,6 +4,7 @@ stopping, best-weights restore, and checkpoints that let a run continue where it
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import signal
@@ -19,11 +20,12 @@ import torch
 from seqrec_cli.config import TrainConfig, metric_names
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import SideInputs, training_examples
-from seqrec_cli.errors import UserError
+from seqrec_cli.errors import Interrupted, UserError
 from seqrec_cli.losses import build_loss
 from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.training import evaluation
 from seqrec_cli.training.artifacts import write_history
+from seqrec_cli.training import checkpoint
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.training.profiling import StepProfile, StepProfiler
 from seqrec_cli.runtime import Distributed, all_reduce_sum, gather_strided
@@ -33,8 +35,8 @@ from seqrec_cli.training.rng import restore_rng, rng_state
 log = logging.getLogger(__name__)
 
 
-class TrainingInterrupted(Exception):
-    """Raised after SIGINT/SIGTERM once the current step finished and last.pt was written."""
+class TrainingInterrupted(Interrupted):
+    """Raised after SIGINT/SIGTERM once the current step finished; last.pt holds `epochs_done`."""
 
 
 class NonFiniteLoss(UserError):
@@ -52,6 +54,23 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    # Wall time of every process of this run up to its last save, so a resumed run's total counts
+    # the earlier processes too.
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class FitContext:
+    """Where a fit runs and what it writes besides the weights (one value instead of many arguments)."""
+
+    run_dir: Path
+    dist_info: Distributed = field(default_factory=Distributed)
+    side: SideInputs = field(default_factory=SideInputs)
+    user_ids: Optional[list] = None  # original ids of the users with vectors, for best.pt
+    data: dict[str, Any] = field(default_factory=dict)  # checkpoint.data_fingerprint of the data
+    resume: Optional[dict[str, Any]] = None  # a checked last.pt payload to continue from
+    resume_path: Optional[Path] = None
+    started: float = field(default_factory=time.perf_counter)  # when this process started the run
 
 
 @dataclass
@@ -115,12 +134,8 @@ def fit(
     splits: SequenceSplits,
     cfg: TrainConfig,
     device: torch.device,
-    run_dir: Path,
-    resume_from: Optional[Path] = None,
-    dist_info: Distributed = Distributed(),
+    ctx: FitContext,
     on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
-    side: SideInputs = SideInputs(),
-    user_ids: Optional[list] = None,
 ) -> FitResult:
     """Train until `max_epochs` or early stopping; return with the best weights loaded.
 
@@ -129,9 +144,10 @@ def fit(
     global batches (same seed) and trains on its rows `rank::world_size` of each; the loss is
     scaled so the averaged gradient equals the single-process one, validation ranks are gathered
     so every process sees the same metrics (and takes the same early-stopping decision), and only
-    rank 0 writes files. `side` holds the inputs of optional model features (time gaps, user
-    rows); `user_ids` (original ids of the users with vectors) goes into best.pt beside them.
+    rank 0 writes files. `ctx.side` holds the inputs of optional model features (time gaps, user
+    rows).
     """
+    run_dir, dist_info, side = ctx.run_dir, ctx.dist_info, ctx.side
     t, ks = cfg.trainer, cfg.eval.ks
     ckpt_dir = run_dir / "checkpoints"
     examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows, side)
@@ -167,21 +183,13 @@ def fit(
     state = LoopState()
     best_weights = copy.deepcopy(model.state_dict())
     write = dist_info.is_main
-    if resume_from is not None:
-        ckpt = load_checkpoint(resume_from, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = LoopState(**ckpt["loop"])
-        restore_rng(ckpt["rng"], np_rng)
-        best_path = resume_from.parent / "best.pt"
-        if best_path.is_file():
-            best_weights = load_checkpoint(best_path, device)["model"]
-        log.info("Resumed from %s after epoch %d", resume_from, state.epoch)
+    if ctx.resume is not None:
+        state, best_weights = _restore(ctx, model, optimizer, np_rng, cfg, splits, device)
     elif write:
         # An interrupt during the first epoch can then still be resumed.
-        _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
-
+        _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg, best_weights, ctx)
     stopped_early = False
+    wall_before = state.wall_seconds
     keys = [t.monitor] + [k for k in ("hr@10", "ndcg@10") if k != t.monitor]
     # The first epoch this process runs is profiled when asked to (trainer.profile_steps).
     profiler = StepProfiler(t.profile_steps, device) if t.profile_steps else None
@@ -207,7 +215,7 @@ def fit(
                     state.best_score, state.best_epoch, state.bad_evals = valid[t.monitor], epoch, 0
                     best_weights = copy.deepcopy(model.state_dict())
                     if write:
-                        save_checkpoint(ckpt_dir / "best.pt", _best_payload(best_weights, epoch, valid, cfg, splits, user_ids))
+                        _save_best(ckpt_dir, best_weights, epoch, valid, cfg, splits, ctx)
                 else:
                     state.bad_evals += 1
                 log.info(
@@ -219,9 +227,10 @@ def fit(
             row["lr"] = optimizer.param_groups[0]["lr"]
             row["seconds"] = round(time.perf_counter() - started, 3)
             state.history.append(row)
+            state.wall_seconds = wall_before + time.perf_counter() - ctx.started
             if write:
                 write_history(run_dir / "history.csv", state.history)
-                _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg)
+                _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg, best_weights, ctx)
                 if on_epoch_end is not None:
                     on_epoch_end(dict(row))
             if state.bad_evals > t.patience:
@@ -318,7 +327,7 @@ def _train_epoch(
                 bar.update(task, completed=step + 1, loss=running, rate=(step + 1) / (time.perf_counter() - started))
             if _stop_requested(stop, dist_info, device):
                 # The epoch is cut short: last.pt keeps the last complete epoch.
-                raise TrainingInterrupted(stop["signal"] or "a signal to another process")
+                raise TrainingInterrupted(stop["signal"] or "SIGTERM", epochs_done=epoch - 1)
     return all_reduce_sum(loss_sum, dist_info).item() / max(positions, 1)
 
 
@@ -331,32 +340,73 @@ def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, devi
     return bool(all_reduce_sum(flag, dist_info).item() > 0)
 
 
-def _best_payload(
-    weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, user_ids: Optional[list]
-) -> dict[str, Any]:
-    payload = {
-        "model": weights,
-        "epoch": epoch,
-        "valid": valid,
-        "config": asdict(cfg),
-        # Original item ids (index i = item i + 1) so a checkpoint alone can report
-        # recommendations in the user's own ids.
-        "item_ids": splits.data.item_ids.tolist(),
-    }
-    if user_ids is not None:
-        # Original ids of the users with a vector (row i + 1), so eval / recommend find them by id.
-        payload["user_ids"] = user_ids
-    return payload
+def _restore(
+    ctx: FitContext, model: SequentialRecommender, optimizer: torch.optim.Optimizer, np_rng: np.random.Generator,
+    cfg: TrainConfig, splits: SequenceSplits, device: torch.device,
+) -> tuple[LoopState, dict]:
+    """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
+    optimizer, loop state, RNG streams; the optimizer's hyperparameters are this run's; the best
+    weights are those the loop state names, and best.pt is rewritten when a kill left it ahead."""
+    ckpt = ctx.resume
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    _apply_optimizer_settings(optimizer, cfg, ckpt["config"].get("optimizer", {}))
+    known = {f.name for f in dataclasses.fields(LoopState)}
+    state = LoopState(**{k: v for k, v in ckpt["loop"].items() if k in known})
+    restore_rng(ckpt["rng"], np_rng)
+    best_path = ctx.run_dir / "checkpoints" / "best.pt"
+    if "best" in ckpt:
+        best_weights = {k: v.to(device) for k, v in ckpt["best"]["model"].items()}
+        on_disk = load_checkpoint(best_path, device).get("epoch") if best_path.is_file() else None
+        if ctx.dist_info.is_main and state.best_epoch and on_disk != state.best_epoch:
+            log.warning("best.pt held epoch %s, the training state says %d: rewriting it.", on_disk, state.best_epoch)
+            _save_best(ctx.run_dir / "checkpoints", best_weights, state.best_epoch, ckpt["best"].get("valid", {}),
+                       cfg, splits, ctx)
+    else:  # a last.pt of an older version: best.pt is the only copy of the best weights
+        best_weights = load_checkpoint(best_path, device)["model"] if best_path.is_file() else model.state_dict()
+    log.info("Resumed from %s after epoch %d", ctx.resume_path, state.epoch)
+    return state, best_weights
 
 
-def _save_last(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState, np_rng: np.random.Generator, cfg: TrainConfig) -> None:
-    save_checkpoint(
-        ckpt_dir / "last.pt",
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "loop": asdict(state),
-            "rng": rng_state(np_rng),
-            "config": asdict(cfg),
-        },
-    )
+def _apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig, saved: dict[str, Any]) -> None:
+    """`load_state_dict` brings back the saved hyperparameters; a resume that sets new ones (a new
+    lr, weight decay, betas, momentum) trains with them from the resumed epoch on, and says so."""
+    o = cfg.optimizer
+    wanted = {"lr": o.lr, "weight_decay": o.weight_decay}
+    if o.name in ("adam", "adamw"):
+        wanted["betas"] = tuple(o.betas)
+    if o.name == "sgd":
+        wanted["momentum"] = o.momentum
+    for group in optimizer.param_groups:
+        for key, value in wanted.items():
+            group[key] = value
+    changed = [f"optimizer.{k} {saved.get(k)} -> {v if k != 'betas' else list(v)}" for k, v in wanted.items()
+               if k in saved and _as_list(saved[k]) != _as_list(v)]
+    if changed:
+        log.info("Resuming with new optimizer settings: %s.", ", ".join(changed))
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _save_best(
+    ckpt_dir: Path, weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, ctx: FitContext
+) -> None:
+    save_checkpoint(ckpt_dir / "best.pt", checkpoint.best_payload(
+        weights, epoch, valid, asdict(cfg), splits.data.item_ids.tolist(), ctx.user_ids, ctx.data))
+
+
+def _save_last(
+    ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
+    np_rng: np.random.Generator, cfg: TrainConfig, best_weights: dict, ctx: FitContext,
+) -> None:
+    best = {"model": best_weights, "epoch": state.best_epoch, "valid": _best_valid(state)}
+    save_checkpoint(ckpt_dir / "last.pt", checkpoint.resume_payload(
+        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data))
+
+
+def _best_valid(state: LoopState) -> dict[str, float]:
+    """The validation metrics of the best epoch, read back from the history."""
+    row = next((r for r in state.history if r.get("epoch") == state.best_epoch), {})
+    return {k[len("valid/"):]: v for k, v in row.items() if k.startswith("valid/")}

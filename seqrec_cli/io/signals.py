@@ -1,0 +1,37 @@
+"""Stop requests as clean exits for the command-line entry points."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from seqrec_cli.errors import Interrupted
+
+log = logging.getLogger("seqrec_cli")
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+@contextmanager
+def interrupts_as_exits() -> Iterator[None]:
+    """SIGTERM raises `Interrupted`; an interrupt that escapes (e.g. during start-up, before any
+    handler of the command runs) ends the process with one line and 128 + the signal number."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    except KeyboardInterrupt:
+        _exit(Interrupted("SIGINT"))
+    except Interrupted as exc:
+        _exit(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit(exc: Interrupted) -> None:
+    sys.stderr.write(f"Interrupted by {exc.signal_name} before anything was written.\n")
+    sys.exit(exc.exit_code)
