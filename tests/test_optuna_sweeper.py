@@ -141,8 +141,8 @@ def test_an_interrupted_trial_is_queued_again_and_run_by_the_next_run(tmp_path):
     proc.terminate()  # SIGTERM mid-training
     output = proc.communicate(timeout=120)[0]
     assert "queued again" in output, output
-    (cut,) = stored_trials(url, "gru")
-    assert cut.state.name == "FAIL"
+    cut, queued = stored_trials(url, "gru")
+    assert (cut.state.name, queued.state.name) == ("FAIL", "WAITING")
     rerun = run_cli([*TINY, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=1", "hydra.sweep.dir=again"],
                     tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -190,7 +190,7 @@ def postgres_url():
     bin_dir = _pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    pytest.importorskip("psycopg2", reason="psycopg2 (the tune extra's PostgreSQL driver) is not installed")
+    pytest.importorskip("psycopg", reason="psycopg (the tune extra's PostgreSQL driver) is not installed")
     if os.geteuid() == 0 and (shutil.which("runuser") is None or _no_user("postgres")):
         pytest.skip("running as root without a `postgres` user to run the server as")
     root = Path(tempfile.mkdtemp(prefix="seqrec-pg-"))  # outside pytest's 0700 tmp dirs: the server user reads it
@@ -259,4 +259,7 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres_url):
     assert all(ran) and not set(ran[0]) & set(ran[1])  # both worked, never on the same trial
     assert sorted(ran[0] + ran[1]) == list(range(len(trials)))
     assert {t.user_attrs["pid"] for t in trials} == {p.pid for p in procs}
+    a_trials, b_trials = ([t for t in trials if t.user_attrs["pid"] == p.pid] for p in procs)
+    assert any(x.datetime_start < y.datetime_complete and y.datetime_start < x.datetime_complete
+               for x in a_trials for y in b_trials)  # at once: some trials of the two ran at the same time
     assert all(load_results(tmp_path / w)["best_value"] is not None for w in ("a", "b"))

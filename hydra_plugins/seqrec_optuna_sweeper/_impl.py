@@ -225,13 +225,16 @@ def open_study(s: StudySettings, dirs: List[str]) -> optuna.study.Study:
 
 def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     """SQL storage. Long trials leave the connection idle for hours; `pool_pre_ping` reconnects
-    instead of failing the tell when a server or firewall has dropped it."""
+    instead of failing the tell when a server or firewall has dropped it. A bare postgresql:// URL
+    gets the psycopg (3) driver that the tune extra installs (SQLAlchemy 2.0 would pick psycopg2)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs: Dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except ModuleNotFoundError as exc:
-        raise SetupError(f"The storage {redact(url)} needs the database driver {exc.name!r}, which is not "
-                         "installed (PostgreSQL: pip install psycopg2-binary).") from None
+    except ImportError as exc:  # Optuna re-raises a missing driver as ImportError
+        raise SetupError(f"The storage {redact(url)} needs a database driver that is not installed "
+                         f"({_first_line(exc.__cause__ or exc)}; PostgreSQL: pip install 'psycopg[binary]').") from None
     except Exception as exc:  # bad URL, server down, wrong password: SQLAlchemy errors
         raise SetupError(f"Cannot open the Optuna storage {redact(url)}: {_first_line(exc)}.") from None
 
