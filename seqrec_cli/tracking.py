@@ -111,10 +111,15 @@ def run_name(run_dir: Path) -> str:
     if not own or sweep_file is None or not sweep_file.is_file():
         return run_dir.name
     try:
-        shared = set(OmegaConf.load(sweep_file).hydra.overrides.task)
+        shared = {_unescaped(o) for o in OmegaConf.load(sweep_file).hydra.overrides.task}
     except Exception:  # an unreadable multirun.yaml only costs the nicer name
         shared = set()
-    return " ".join(o for o in own if o not in shared) or run_dir.name
+    return " ".join(o for o in map(_unescaped, own) if o not in shared) or run_dir.name
+
+
+def _unescaped(override: str) -> str:
+    """A job's override as the sweep command wrote it (Hydra escapes `:` and the like per job)."""
+    return str(override).replace("\\", "")
 
 
 def _sweep_dir() -> Optional[Path]:

@@ -189,6 +189,7 @@ def _train_and_test(
         "total_seconds": round(_earlier_seconds(ctx) + time.perf_counter() - ctx.started, 3),
         "resumed": ctx.resume is not None,
         "torch_version": torch.__version__,
+        "tags": list(cfg.tags),  # free-form labels (tags=[...]): seqrec-report shows them
     }
     if result.profile is not None:
         metrics["profile"] = result.profile.summary

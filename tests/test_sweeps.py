@@ -91,3 +91,57 @@ def test_slurm_preset_composes_with_cluster_settings(tmp_path):
                       "debug=smoke", "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "partition: gpu" in result.stdout and "gpus_per_node: 4" in result.stdout and "SlurmLauncher" in result.stdout
+
+
+def test_reuse_job_dir_skips_finished_resumes_interrupted_and_retrains_changed(tmp_path):
+    from omegaconf import OmegaConf
+
+    from seqrec_cli.config import TrainConfig
+    from seqrec_cli.sweep import reuse_job_dir
+
+    cfg = OmegaConf.create({"encoder": {"name": "gru"}, "trainer": {"seed": 1, "resume": None, "num_threads": None}})
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.pt").write_bytes(b"state")
+    (job / "error.json").write_text("{}")
+    typed = TrainConfig()
+    assert reuse_job_dir(cfg, typed, job) is None  # interrupted: resume it, and forget the old failure
+    assert typed.trainer.resume == str(job) and not (job / "error.json").exists()
+
+    (job / "metrics.json").write_text(json.dumps({"objective": 0.25}))
+    other_threads = OmegaConf.merge(cfg, {"trainer": {"num_threads": 1}})  # one attempt's setting
+    assert reuse_job_dir(other_threads, TrainConfig(), job) == 0.25  # finished: not trained again
+
+    changed = OmegaConf.merge(cfg, {"trainer": {"seed": 2}})  # the sweep command changed
+    fresh = TrainConfig()
+    assert reuse_job_dir(changed, fresh, job) is None and fresh.trainer.resume is None
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_rerun_sweep_skips_finished_jobs_and_resumes_interrupted_ones(tmp_path):
+    # The same multirun command again with hydra.sweep.dir=<that sweep>: job 0 finished (kept as it
+    # is), job 1 lost its metrics.json as if interrupted after its last epoch (continued from last.pt).
+    store = f"sqlite:///{tmp_path / 'ml.db'}"
+    args = ["-m", "debug=smoke", "encoder=gru,lstm", "hydra.sweep.dir=sw", "logger=mlflow",
+            f"logger.tracking_uri={store}"]
+    first = run_cli(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    sweep = tmp_path / "sw"
+    finished = (sweep / "0" / "metrics.json").read_text()
+    (sweep / "1" / "metrics.json").unlink()
+    second = run_cli(args, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "Job 0 already finished with these settings" in second.stderr
+    assert "Job 1 was interrupted: resuming it" in second.stderr
+    assert (sweep / "0" / "metrics.json").read_text() == finished  # not trained again
+    assert json.loads((sweep / "1" / "metrics.json").read_text())["resumed"] is True
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert sorted(r["status"] for r in rows) == ["ok", "ok"]
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("seqrec").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["encoder=gru", "encoder=lstm"]  # named after overrides
+    assert all(r.info.status == "FINISHED" for r in runs)  # job 1 continued its own MLflow run

@@ -47,6 +47,7 @@ def task(cfg: Any) -> float:
     from hydra.types import RunMode
 
     from seqrec_cli.config import to_train_config
+    from seqrec_cli.sweep import reuse_job_dir
     from seqrec_cli.train import resume_checkpoint, run
 
     hydra_cfg = HydraConfig.get()
@@ -56,6 +57,8 @@ def task(cfg: Any) -> float:
         logging.getLogger().setLevel(logging.WARNING)  # one console voice under torchrun: rank 0's
     try:
         typed = to_train_config(cfg)
+        if multirun and (done := reuse_job_dir(cfg, typed, run_dir)) is not None:
+            return done  # a re-run sweep (hydra.sweep.dir=<that sweep>): this job finished already
         if typed.trainer.num_threads is None:
             typed.trainer.num_threads = _threads_for_parallel_jobs(hydra_cfg)
         metrics = run(typed, run_dir, resume_checkpoint(typed.trainer.resume), _hydra_record(cfg, hydra_cfg))
