@@ -64,6 +64,26 @@ def test_search_space_syntax_maps_to_optuna_distributions():
     assert space.override_value(True) == "true" and space.override_value(None) == "null"
 
 
+@pytest.mark.filterwarnings("ignore:QMCSampler is experimental")
+def test_every_sampler_builds_and_a_stored_study_moves_the_seed_on():
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.seqrec_optuna_sweeper import _impl, config
+
+    repo = ConfigStore.instance().repo["hydra"]["sweeper"]
+    assert {"seqrec_optuna.yaml", "optuna.yaml"} <= set(repo)  # `optuna`: commands written for the old plugin
+    grid = space.parse_search_space(["a=choice(1,2)", "b=int(interval(1,3))"])
+    for name, node in config.SAMPLERS.items():
+        sampler = _impl.build_sampler(OmegaConf.structured(node), grid, seed_offset=0)
+        assert isinstance(sampler, optuna.samplers.BaseSampler), name
+    first = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
+    again = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
+    moved = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=3)
+    draws = [optuna.create_study(sampler=s).ask().suggest_int("x", 0, 1 << 30) for s in (first, again, moved)]
+    assert draws[0] == draws[1] != draws[2]
+
+
 @pytest.mark.parametrize("line, words", [
     ("lr=interval(0.01, 0.0001)", "is empty: its lower end 0.01 is above its upper end 0.0001"),
     ("lr=tag(log, interval(0, 1))", "log-scaled interval needs a lower end above 0"),
