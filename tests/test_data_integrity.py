@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -142,6 +143,13 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_not_read_from_the_old_c
     new, summary = load_interactions(settings)
     assert not summary["cache"]["hit"]
     assert old.item_ids.tolist() == [1, 2, 3, 4] and new.item_ids.tolist() == [5, 6, 7, 8]
+
+
+def test_cache_files_are_readable_by_others_like_every_artefact(tmp_path):
+    _, summary = load_interactions(cfg(csv_file(tmp_path / "d.csv", [1, 2, 3]), use_cache=True,
+                                       cache_dir=str(tmp_path / "cache")))
+    assert oct(os.stat(summary["cache"]["path"]).st_mode & 0o777) == "0o644"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [Path(summary["cache"]["path"]).name]
 
 
 # --------------------------------------------------------------------------- ragged lines

@@ -21,6 +21,7 @@ import numpy as np
 
 from seqrec_cli.data.preprocess import Interactions
 from seqrec_cli.errors import UserError
+from seqrec_cli.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,8 @@ def _not_writable(cache_dir: Path, exc: OSError) -> UserError:
 
 
 def save(path: Path, inter: Interactions, summary: dict) -> None:
-    """Write atomically: a temporary file in the same folder, renamed when complete."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError as exc:
-        raise _not_writable(path.parent, exc) from None
+    """Write atomically and durably (`io.atomic`: temporary sibling, fsync, rename, 0644 like every
+    other artefact), so a crash never leaves a torn cache that looks complete."""
     arrays = {
         "offsets": inter.offsets,
         "items": inter.items,
@@ -99,14 +96,8 @@ def save(path: Path, inter: Interactions, summary: dict) -> None:
     }
     if inter.times is not None:
         arrays["times"] = inter.times
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _not_writable(path.parent, exc) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    size = sum(a.nbytes for a in arrays.values())
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), size_hint=size)
 
 
 def _storable(ids: np.ndarray) -> np.ndarray:
