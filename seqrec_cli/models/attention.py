@@ -106,7 +106,7 @@ class AttentionBlock(nn.Module):
 
     def forward_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """`forward`'s output [b, dim] at position `last[i]` of each row only."""
-        x_last = x[torch.arange(len(x), device=x.device), last]
+        x_last = x[torch.arange(x.shape[0], device=x.device), last]
         if self.pre_norm:
             y = self._residual(x_last, self.attend_last(self.norm_attn(x), last), self.gate_attn)
             return self._residual(y, self.ffn(self.norm_ffn(y)), self.gate_ffn)

@@ -16,7 +16,7 @@ from torch import nn
 
 def at_last(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The state [b, dim] at each row's last real position."""
-    return states[torch.arange(len(states), device=states.device), lengths - 1]
+    return states[torch.arange(states.shape[0], device=states.device), lengths - 1]
 
 
 class RecurrentEncoder(nn.Module):

@@ -1,0 +1,3 @@
+"""Shipping a trained run: bundles (`bundle`, `engine`), the HTTP server (`app`, `batcher`,
+`requests`, `queries`) and occlusion explanations (`explain`). `seqrec-export` and `seqrec-serve`
+(`seqrec_cli/export.py`, `seqrec_cli/serve.py`) are the commands."""

@@ -1,0 +1,157 @@
+"""seqrec-export: bundles equal seqrec-recommend, run without this package, refuse tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from serving_support import DEFAULT_RUNS, RUNS, assert_same_top, bundle, trained_runs
+from seqrec_cli.app_config import RecommendAppConfig
+from seqrec_cli.errors import UserError
+from seqrec_cli.recommend import recommend
+from seqrec_cli.serving.bundle import export_bundle
+from seqrec_cli.serving.engine import open_bundle
+from seqrec_cli.serving.queries import Query, pack
+
+SLOW_RUNS = [pytest.param(name, marks=pytest.mark.slow) for name in RUNS if name not in DEFAULT_RUNS]
+
+
+def eager_top(run: Path, users: list[str], k: int = 10) -> dict[str, tuple[list[str], list[float]]]:
+    """seqrec-recommend's answer (its own function, as the command runs it), per user."""
+    rows = recommend(RecommendAppConfig(run=str(run), users=users, k=k, device="cpu"))
+    out: dict[str, tuple[list[str], list[float]]] = {}
+    for row in rows:
+        items, scores = out.setdefault(str(row["user"]), ([], []))
+        items.append(str(row["item"]))
+        scores.append(row["score"])
+    return out
+
+
+def bundle_top(path: Path, users: list[str], k: int = 10) -> dict[str, tuple[list[str], list[float]]]:
+    """The bundle's answer for the same users, every one in a single forward pass."""
+    b = open_bundle(path)
+    queries = []
+    for user in users:
+        history, gaps, row = b.histories.of(b.histories.index[user])
+        queries.append(Query(history=history, k=k, gaps=gaps, user_row=row, exclude=history))
+    rows, scores = b.run(pack(queries, b))
+    return {u: ([str(b.item_ids[r]) for r in rows[i, :k] if r > 0], scores[i, :k].tolist())
+            for i, u in enumerate(users)}
+
+
+@pytest.mark.parametrize("name", [*DEFAULT_RUNS, *SLOW_RUNS])
+def test_exported_top10_equals_seqrec_recommend(tmp_path_factory, name):
+    path = bundle(tmp_path_factory, name)
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["encoder"]["name"] == RUNS[name][0].split("=")[1]
+    users = [str(u) for u in open_bundle(path).histories.index][:200]
+    eager, exported = eager_top(trained_runs(tmp_path_factory, (name,))[name], users), bundle_top(path, users)
+    assert set(eager) == set(users)
+    for user in users:
+        assert_same_top(*eager[user], *exported[user])
+
+
+def test_pt2_bundle_equals_the_onnx_one(tmp_path_factory):
+    onnx, pt2 = bundle(tmp_path_factory, "attention"), bundle(tmp_path_factory, "attention", "pt2")
+    assert json.loads((pt2 / "metadata.json").read_text())["model_file"] == "model.pt2"
+    users = [str(u) for u in open_bundle(onnx).histories.index][:50]
+    a, b = bundle_top(onnx, users), bundle_top(pt2, users)
+    for user in users:
+        assert_same_top(*a[user], *b[user])
+
+
+def test_metadata_names_the_run_its_metrics_and_every_file(tmp_path_factory):
+    path = bundle(tmp_path_factory, "attention")
+    meta = json.loads((path / "metadata.json").read_text())
+    run = trained_runs(tmp_path_factory, ("attention",))["attention"]
+    assert meta["source_run"]["test"] == json.loads((run / "metrics.json").read_text())["test"]
+    assert set(meta["files"]) == {"model.onnx", "items.json", "histories.npz"}
+    assert meta["max_len"] == 20 and meta["k_range"] == [1, 60] and meta["versions"]["onnxruntime"]
+    assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name]  # the temporary folder is gone
+
+
+def test_a_tampered_bundle_is_refused(tmp_path_factory, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle(tmp_path_factory, "attention"), copy)
+    items = json.loads((copy / "items.json").read_text())
+    items["ids"][1], items["ids"][2] = items["ids"][2], items["ids"][1]
+    (copy / "items.json").write_text(json.dumps(items))
+    with pytest.raises(UserError, match="items.json does not match its SHA-256"):
+        open_bundle(copy)
+    (copy / "items.json").unlink()
+    with pytest.raises(UserError, match="missing"):
+        open_bundle(copy)
+
+
+def test_export_refuses_an_unfinished_or_corrupt_run(tmp_path_factory, tmp_path):
+    run = trained_runs(tmp_path_factory, ("attention",))["attention"]
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run, unfinished)
+    (unfinished / "metrics.json").unlink()
+    with pytest.raises(UserError, match="has not finished training"):
+        export_bundle(unfinished, tmp_path / "b1")
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(run, corrupt)
+    best = corrupt / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.raises(UserError):
+        export_bundle(corrupt, tmp_path / "b2")
+    assert not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()
+
+
+def test_export_of_a_missing_run_is_one_sentence_and_exit_2(tmp_path):
+    result = run_cli(["run=nowhere", "out=b"], tmp_path, module="seqrec_cli.export")
+    assert result.returncode == 2, result.stderr
+    assert "Run directory not found: nowhere" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def readme_example() -> str:
+    """The README's bundle example: the python block after the `bundle-example` marker."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- bundle-example -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README.md has no bundle example"
+    return match.group(1)
+
+
+def test_readme_example_runs_without_this_package(tmp_path_factory, tmp_path):
+    path = bundle(tmp_path_factory, "attention")
+    b = open_bundle(path)
+    history, _, _ = b.histories.of(0)
+    ids = [str(b.item_ids[r]) for r in history[-5:]]
+    # -I -S: no user site, no PYTHONPATH, no .pth files (an editable install is one), no script folder;
+    # then the site-packages folders alone, so numpy and onnxruntime import but seqrec_cli cannot.
+    guard = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.extend({site.getsitepackages()!r})
+        assert importlib.util.find_spec("seqrec_cli") is None, sys.path
+        sys.modules["torch"] = None  # installed here, but the example must not need it
+    """)
+    script = tmp_path / "example.py"
+    script.write_text(guard + readme_example())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run([sys.executable, "-I", "-S", str(script), str(path), *ids], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    expected = bundle_top_for_history(path, ids)
+    assert [line[0] for line in lines] == expected
+    assert not set(ids) & {line[0] for line in lines}
+
+
+def bundle_top_for_history(path: Path, ids: list[str], k: int = 10) -> list[str]:
+    b = open_bundle(path)
+    rows = np.array([b.item_index[i] for i in ids], dtype=np.int64)
+    out_rows, _ = b.run(pack([Query(history=rows, k=k, exclude=rows)], b))
+    return [str(b.item_ids[r]) for r in out_rows[0, :k] if r > 0]
