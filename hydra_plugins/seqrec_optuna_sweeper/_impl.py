@@ -97,10 +97,16 @@ class StudySweep:
             log.error("%s", exc)
             sys.exit(2)
         record = RunRecord(trials=[], failed=[])
+        path = self.sweep_dir / RESULTS_FILE
         try:
             self._run_trials(study, space, record)
-        finally:  # also when interrupted: what the study holds so far is worth having
-            write_results(study, self.sweep_dir / RESULTS_FILE, self.settings, record)
+        except BaseException:  # also when interrupted: what the study holds so far is worth having
+            try:
+                write_results(study, path, self.settings, record)
+            except Exception:  # the database may be why we stopped; the original error is the one to see
+                log.warning("Could not write %s.", path, exc_info=True)
+            raise
+        write_results(study, path, self.settings, record)
 
     def _prepare(self, arguments: List[str]) -> tuple[optuna.study.Study, SearchSpace]:
         s = self.settings
