@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Union
 
 from seqrec_cli.config_schema import (
     ATTENTION_BLOCKS, BAD_LINES, DATA_SOURCES, DEDUP, ENCODERS, ID_TYPES, LOGGERS, LOSSES, MOVIELENS, NEGATIVE_SAMPLING,
-    OPTIMIZERS,
+    OPTIMIZERS, SCHEDULERS,
     SPLITS, TABLE_FORMATS, TIME_FEATURES, DatasetConfig, TrainConfig,
 )
 from seqrec_cli.errors import UserError
@@ -119,6 +119,27 @@ def validate(cfg: TrainConfig) -> None:
     for name in cfg.logger.use:
         require_choice(f"logger.use.{name}", name, LOGGERS)
     require(all(isinstance(t, str) and t.strip() for t in cfg.tags), "tags", cfg.tags, "a list of non-empty labels")
+    validate_schedule(cfg)
+
+
+def validate_schedule(cfg: TrainConfig) -> None:
+    """The lr schedule and the step controls: accumulation, early-stopping margin, top-k checkpoints."""
+    sc, t = cfg.scheduler, cfg.trainer
+    require_choice("scheduler.name", sc.name, SCHEDULERS)
+    require(sc.warmup_steps >= 0, "scheduler.warmup_steps", sc.warmup_steps, "an integer >= 0")
+    require(sc.warmup_epochs >= 0, "scheduler.warmup_epochs", sc.warmup_epochs, "a number >= 0")
+    require(
+        not (sc.warmup_steps and sc.warmup_epochs), "scheduler.warmup_epochs", sc.warmup_epochs,
+        f"0 when scheduler.warmup_steps is set ({sc.warmup_steps}): give the warmup one way",
+    )
+    require(0.0 <= sc.min_lr_ratio <= 1.0, "scheduler.min_lr_ratio", sc.min_lr_ratio, "a number in [0, 1]")
+    require(0.0 < sc.gamma <= 1.0, "scheduler.gamma", sc.gamma, "a number in (0, 1]")
+    require(sc.step_epochs > 0, "scheduler.step_epochs", sc.step_epochs, "an integer > 0")
+    require(sc.plateau_patience > 0, "scheduler.plateau_patience", sc.plateau_patience, "an integer > 0")
+    require(t.min_delta >= 0, "trainer.min_delta", t.min_delta, "a number >= 0")
+    require(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", t.accumulate_grad_batches,
+            "an integer > 0")
+    require(t.save_top_k >= 0, "trainer.save_top_k", t.save_top_k, "an integer >= 0")
 
 
 def validate_dataset(d: DatasetConfig) -> None:

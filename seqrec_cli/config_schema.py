@@ -25,6 +25,7 @@ __all__ = [
     "LOSSES",
     "NEGATIVE_SAMPLING",
     "OPTIMIZERS",
+    "SCHEDULERS",
     "METRIC_FAMILIES",
     "LOGGERS",
     "SyntheticConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "EncoderConfig",
     "LossConfig",
     "OptimizerConfig",
+    "SchedulerConfig",
     "TrainerConfig",
     "EvalConfig",
     "LoggerConfig",
@@ -53,6 +55,7 @@ TIME_FEATURES = ("none", "gap")
 LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "linear", "step", "plateau")
 METRIC_FAMILIES = ("hr", "ndcg", "mrr")
 LOGGERS = ("none", "mlflow", "tensorboard")
 
@@ -201,12 +204,35 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
     momentum: float = 0.0
+    # Weight decay on LayerNorm weights and biases, and on the item / position / user embeddings.
+    # Both true decays every parameter (the presets' measured setting); nanoGPT decays neither.
+    decay_norms_and_biases: bool = True
+    decay_embeddings: bool = True
+
+
+@dataclass
+class SchedulerConfig:
+    """Learning-rate schedule (seqrec_cli/training/schedule.py), stepped per optimizer step."""
+
+    name: str = "none"
+    # Linear warmup over this many optimizer steps, or (when > 0, instead) this many epochs.
+    warmup_steps: int = 0
+    warmup_epochs: float = 0.0
+    # cosine / linear: the lr falls to optimizer.lr * min_lr_ratio by the last step; plateau: floor.
+    min_lr_ratio: float = 0.0
+    # step: multiply by gamma every step_epochs epochs; plateau: by gamma after plateau_patience
+    # evaluations without a new best of trainer.monitor.
+    gamma: float = 0.5
+    step_epochs: int = 10
+    plateau_patience: int = 3
 
 
 @dataclass
 class TrainerConfig:
     max_epochs: int = 40
+    # Stop after this many evaluations in a row without a new best (by more than min_delta).
     patience: int = 10
+    min_delta: float = 0.0
     # Validation metric to early-stop on and return to sweepers (higher is better).
     monitor: str = "ndcg@10"
     eval_every: int = 1
@@ -222,6 +248,10 @@ class TrainerConfig:
     amp: bool = True
     compile: bool = False
     grad_clip_norm: Optional[float] = None
+    # Sum the gradients of this many batches before each optimizer step (a k-times larger batch).
+    accumulate_grad_batches: int = 1
+    # Besides best.pt / last.pt, keep the k best epochs' weights as checkpoints/top/epoch-NNN.pt.
+    save_top_k: int = 0
     progress: bool = True
     # Profile this many steps of the first epoch (after 5 warm-up steps): profile.txt in the run
     # dir, and metrics.json "profile" (ms per step, and on a GPU the share spent in kernels).
@@ -265,6 +295,7 @@ class TrainConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

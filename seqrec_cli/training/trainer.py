@@ -31,6 +31,7 @@ from seqrec_cli.training.profiling import StepProfile, StepProfiler
 from seqrec_cli.runtime import Distributed, all_reduce_sum, gather_strided
 from seqrec_cli.training.progress import epoch_progress, format_metrics
 from seqrec_cli.training.rng import restore_rng, rng_state
+from seqrec_cli.training.schedule import LrSchedule
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class LoopState:
     # Wall time of every process of this run up to its last save, so a resumed run's total counts
     # the earlier processes too.
     wall_seconds: float = 0.0
+    # [score, epoch] of the evaluations kept under checkpoints/top/ (trainer.save_top_k).
+    top: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,13 +102,30 @@ class FitResult:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The configured optimizer. With `optimizer.decay_norms_and_biases=false` and/or
+    `decay_embeddings=false` those parameters go into a group without weight decay (each group
+    says whether it decays, so a resume can set a new weight decay on the right ones)."""
     o = cfg.optimizer
     fused = {"fused": True} if device.type == "cuda" else {}
+    groups = _parameter_groups(model, o.decay_norms_and_biases, o.decay_embeddings, o.weight_decay)
     if o.name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
+        return torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), **fused)
     if o.name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **fused)
-    return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), **fused)
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
+
+
+def _parameter_groups(model: torch.nn.Module, norms_and_biases: bool, embeddings: bool, decay: float) -> list[dict]:
+    if norms_and_biases and embeddings:
+        return [{"params": list(model.parameters()), "weight_decay": decay, "decay": True}]
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    decayed, kept = [], []
+    for param in model.parameters():
+        is_embedding = id(param) in embedding_ids
+        small = param.ndim < 2 and not is_embedding  # LayerNorm weights and every bias
+        (kept if (small and not norms_and_biases) or (is_embedding and not embeddings) else decayed).append(param)
+    return [{"params": decayed, "weight_decay": decay, "decay": True},
+            {"params": kept, "weight_decay": 0.0, "decay": False}]
 
 
 @contextmanager
@@ -147,188 +167,272 @@ def fit(
     rank 0 writes files. `ctx.side` holds the inputs of optional model features (time gaps, user
     rows).
     """
-    run_dir, dist_info, side = ctx.run_dir, ctx.dist_info, ctx.side
-    t, ks = cfg.trainer, cfg.eval.ks
-    ckpt_dir = run_dir / "checkpoints"
-    examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, t.all_windows, side)
-    if len(examples.lengths) == 0:
-        raise UserError("No training sequences: every user has fewer than two training events.")
-    data = Batches(
-        torch.as_tensor(examples.inputs, device=device),
-        torch.as_tensor(examples.targets, device=device),
-        torch.as_tensor(examples.lengths, device=device),
-        examples.lengths,
-        torch.as_tensor(examples.gaps, device=device) if examples.gaps is not None else None,
-        torch.as_tensor(examples.users, device=device) if examples.users is not None else None,
-    )
-    valid_split = evaluation.shard(splits.valid, dist_info.rank, dist_info.world_size)
-    valid_inputs = evaluation.prepare(splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device, side)
-    gather = lambda ranks: gather_strided(ranks, dist_info)  # noqa: E731
-    log.info(
-        "Training on %d sequences (%d target positions), validating on %d users",
-        len(data), int(data.lengths_cpu.sum()), len(splits.valid),
-    )
+    return Trainer(model, splits, cfg, device, ctx, on_epoch_end).run()
 
-    model.to(device)
-    optimizer = build_optimizer(model, cfg, device)
-    loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"))  # counts of the training part
-    use_amp = t.amp and device.type == "cuda"
-    step_model: torch.nn.Module = model
-    if dist_info.enabled:
-        ids = [device.index] if device.type == "cuda" else None
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if t.compile:
-        step_model = torch.compile(step_model)
-    np_rng = np.random.default_rng(t.seed)  # same on every rank: the global batch order
-    state = LoopState()
-    best_weights = copy.deepcopy(model.state_dict())
-    write = dist_info.is_main
-    if ctx.resume is not None:
-        state, best_weights = _restore(ctx, model, optimizer, np_rng, cfg, splits, device)
-    elif write:
-        # An interrupt during the first epoch can then still be resumed.
-        _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg, best_weights, ctx)
-    stopped_early = False
-    wall_before = state.wall_seconds
-    keys = [t.monitor] + [k for k in ("hr@10", "ndcg@10") if k != t.monitor]
-    # The first epoch this process runs is profiled when asked to (trainer.profile_steps).
-    profiler = StepProfiler(t.profile_steps, device) if t.profile_steps else None
-    with stop_requests() as stop:
-        while state.epoch < t.max_epochs:
-            epoch = state.epoch + 1
-            started = time.perf_counter()
-            train_loss = _train_epoch(
-                loss_fn, step_model, model, optimizer, data, cfg, epoch, np_rng, stop, dist_info, use_amp, profiler
+
+class Trainer:
+    """One run's training state (model, optimizer, schedule, loop state, RNG) and its loop."""
+
+    def __init__(
+        self, model: SequentialRecommender, splits: SequenceSplits, cfg: TrainConfig, device: torch.device,
+        ctx: FitContext, on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
+    ) -> None:
+        self.model, self.splits, self.cfg, self.device, self.ctx = model, splits, cfg, device, ctx
+        self.on_epoch_end = on_epoch_end
+        self.write = ctx.dist_info.is_main
+        self.ckpt_dir = ctx.run_dir / "checkpoints"
+        self.data = self._batches()
+        t = cfg.trainer
+        valid_split = evaluation.shard(splits.valid, ctx.dist_info.rank, ctx.dist_info.world_size)
+        self.valid_inputs = evaluation.prepare(
+            splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device, ctx.side
+        )
+        log.info(
+            "Training on %d sequences (%d target positions), validating on %d users",
+            len(self.data), int(self.data.lengths_cpu.sum()), len(splits.valid),
+        )
+        model.to(device)
+        self.optimizer = build_optimizer(model, cfg, device)
+        self.loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"))  # counts of the training part
+        self.use_amp = t.amp and device.type == "cuda"
+        self.step_model = self._step_model()
+        self.np_rng = np.random.default_rng(t.seed)  # same on every rank: the global batch order
+        n_batches = math.ceil(len(self.data) / t.batch_size)
+        steps_per_epoch = math.ceil(n_batches / t.accumulate_grad_batches)
+        self.schedule = LrSchedule(cfg.scheduler, cfg.optimizer.lr, steps_per_epoch, steps_per_epoch * t.max_epochs)
+        self.state = LoopState()
+        self.best_weights = copy.deepcopy(model.state_dict())
+
+    def _batches(self) -> "Batches":
+        cfg, splits, device = self.cfg, self.splits, self.device
+        examples = training_examples(
+            splits.data, splits.train_end, cfg.model.max_len, cfg.trainer.all_windows, self.ctx.side
+        )
+        if len(examples.lengths) == 0:
+            raise UserError("No training sequences: every user has fewer than two training events.")
+        optional = lambda a: torch.as_tensor(a, device=device) if a is not None else None  # noqa: E731
+        return Batches(
+            torch.as_tensor(examples.inputs, device=device), torch.as_tensor(examples.targets, device=device),
+            torch.as_tensor(examples.lengths, device=device), examples.lengths,
+            optional(examples.gaps), optional(examples.users),
+        )
+
+    def _step_model(self) -> torch.nn.Module:
+        step_model: torch.nn.Module = self.model
+        if self.ctx.dist_info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            step_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.cfg.trainer.compile:
+            step_model = torch.compile(step_model)
+        return step_model
+
+    def run(self) -> FitResult:
+        t = self.cfg.trainer
+        if self.ctx.resume is not None:
+            self.state, self.best_weights = _restore(
+                self.ctx, self.model, self.optimizer, self.np_rng, self.cfg, self.splits, self.device, self.schedule
             )
-            if profiler is not None:
-                profiler.close()
-            state.train_seconds += time.perf_counter() - started
-            state.epoch = epoch
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
-            if epoch % t.eval_every == 0 or epoch == t.max_epochs:
-                eval_started = time.perf_counter()
-                valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp, gather)
-                state.eval_seconds += time.perf_counter() - eval_started
-                row.update({f"valid/{k}": round(valid[k], 6) for k in metric_names(ks)})
-                improved = valid[t.monitor] > state.best_score
-                if improved:
-                    state.best_score, state.best_epoch, state.bad_evals = valid[t.monitor], epoch, 0
-                    best_weights = copy.deepcopy(model.state_dict())
-                    if write:
-                        _save_best(ckpt_dir, best_weights, epoch, valid, cfg, splits, ctx)
-                else:
-                    state.bad_evals += 1
-                log.info(
-                    "epoch %3d  loss %.4f  %s%s  (%.1f s)", epoch, train_loss, format_metrics(valid, keys),
-                    "  *" if improved else "", time.perf_counter() - started,
-                )
-            else:
-                log.info("epoch %3d  loss %.4f  (%.1f s)", epoch, train_loss, time.perf_counter() - started)
-            row["lr"] = optimizer.param_groups[0]["lr"]
-            row["seconds"] = round(time.perf_counter() - started, 3)
-            state.history.append(row)
-            state.wall_seconds = wall_before + time.perf_counter() - ctx.started
-            if write:
-                write_history(run_dir / "history.csv", state.history)
-                _save_last(ckpt_dir, model, optimizer, state, np_rng, cfg, best_weights, ctx)
-                if on_epoch_end is not None:
-                    on_epoch_end(dict(row))
-            if state.bad_evals > t.patience:
-                log.info("Early stopping: %s has not improved for %d evaluations.", t.monitor, state.bad_evals)
-                stopped_early = True
-                break
+        elif self.write:
+            self.save()  # an interrupt during the first epoch can then still be resumed
+        log.info(
+            "A * marks a new best valid/%s (kept in checkpoints/best.pt); training stops after %d evaluation(s) "
+            "in a row without one.", t.monitor, max(t.patience, 1),
+        )
+        self.wall_before = self.state.wall_seconds
+        # The first epoch this process runs is profiled when asked to (trainer.profile_steps).
+        self.profiler = StepProfiler(t.profile_steps, self.device) if t.profile_steps else None
+        stopped_early = False
+        with stop_requests() as stop:
+            while self.state.epoch < t.max_epochs and not stopped_early:
+                stopped_early = self.epoch(stop)
+        self.model.load_state_dict(self.best_weights)
+        best_valid = self.validate()
+        return FitResult(
+            state=self.state, valid=best_valid, stopped_early=stopped_early,
+            train_sequences=len(self.data), train_positions=int(self.data.lengths_cpu.sum()),
+            profile=self.profiler.result if self.profiler is not None else None,
+        )
 
-    model.load_state_dict(best_weights)
-    best_valid = evaluation.evaluate_model(model, valid_inputs, t.eval_batch_size, ks, use_amp, gather)
-    return FitResult(
-        state=state, valid=best_valid, stopped_early=stopped_early,
-        train_sequences=len(data), train_positions=int(data.lengths_cpu.sum()),
-        profile=profiler.result if profiler is not None else None,
-    )
+    def validate(self) -> dict[str, float]:
+        t = self.cfg.trainer
+        gather = lambda ranks: gather_strided(ranks, self.ctx.dist_info)  # noqa: E731
+        return evaluation.evaluate_model(
+            self.model, self.valid_inputs, t.eval_batch_size, self.cfg.eval.ks, self.use_amp, gather
+        )
+
+    def epoch(self, stop: dict[str, Optional[str]]) -> bool:
+        """Train one epoch, validate when due, save; True when early stopping says stop."""
+        t, state = self.cfg.trainer, self.state
+        epoch = state.epoch + 1
+        started = time.perf_counter()
+        train_loss = self.train_epoch(epoch, stop)
+        if self.profiler is not None:
+            self.profiler.close()
+        state.train_seconds += time.perf_counter() - started
+        state.epoch = epoch
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
+        improved = None
+        if epoch % t.eval_every == 0 or epoch == t.max_epochs:
+            improved = self._evaluate_epoch(epoch, row)
+        self._log_epoch(epoch, train_loss, row, improved, time.perf_counter() - started)
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        state.history.append(row)
+        state.wall_seconds = self.wall_before + time.perf_counter() - self.ctx.started
+        if self.write:
+            write_history(self.ctx.run_dir / "history.csv", state.history)
+            self.save()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(dict(row))
+        if improved is False and state.bad_evals >= max(t.patience, 1):
+            log.info("Early stopping: %s has not improved for %d evaluations.", t.monitor, state.bad_evals)
+            return True
+        return False
+
+    def _evaluate_epoch(self, epoch: int, row: dict[str, Any]) -> bool:
+        t, state = self.cfg.trainer, self.state
+        eval_started = time.perf_counter()
+        valid = self.validate()
+        state.eval_seconds += time.perf_counter() - eval_started
+        row.update({f"valid/{k}": round(valid[k], 6) for k in metric_names(self.cfg.eval.ks)})
+        self.last_valid = valid
+        score = valid[t.monitor]
+        self.schedule.after_evaluation(score)
+        improved = score > state.best_score + t.min_delta
+        if improved:
+            state.best_score, state.best_epoch, state.bad_evals = score, epoch, 0
+            self.best_weights = copy.deepcopy(self.model.state_dict())
+            if self.write:
+                _save_best(self.ckpt_dir, self.best_weights, epoch, valid, self.cfg, self.splits, self.ctx)
+        else:
+            state.bad_evals += 1
+        if t.save_top_k and self.write:
+            _keep_top_k(self.ckpt_dir / "top", state, score, epoch, self.model.state_dict(), valid, self, t.save_top_k)
+        return improved
+
+    def _log_epoch(self, epoch: int, loss: float, row: dict, improved: Optional[bool], seconds: float) -> None:
+        t = self.cfg.trainer
+        keys = [t.monitor] + [k for k in ("hr@10", "ndcg@10") if k != t.monitor]
+        width = len(str(t.max_epochs))
+        head = f"epoch {epoch:>{width}}/{t.max_epochs}  loss {loss:.4f}"
+        done = [r["seconds"] for r in self.state.history] + [seconds]
+        left = (t.max_epochs - epoch) * sum(done) / len(done)
+        eta = f", at most {_duration(left)} left" if epoch < t.max_epochs else ""
+        if improved is None:
+            log.info("%s  (%.1f s%s)", head, seconds, eta)
+            return
+        patience = f"patience {self.state.bad_evals}/{max(t.patience, 1)}"
+        log.info("%s  %s%s  %s  (%.1f s%s)", head, format_metrics(self.last_valid, keys), "  *" if improved else "",
+                 patience, seconds, eta)
+
+    def save(self) -> None:
+        _save_last(self.ckpt_dir, self.model, self.optimizer, self.state, self.np_rng, self.cfg,
+                   self.best_weights, self.ctx, self.schedule)
+
+    def train_epoch(self, epoch: int, stop: dict[str, Optional[str]]) -> float:
+        """One pass over the training rows; returns the mean loss over all target positions."""
+        t, data, dist_info = self.cfg.trainer, self.data, self.ctx.dist_info
+        # Read the loss back on the host every step on CPU (free), but only every 50 steps on a GPU,
+        # where each read is a device->host sync that stalls the queue of kernels.
+        sync_every = 1 if self.device.type == "cpu" else 50
+        self.model.train()
+        started = time.perf_counter()
+        order = self.np_rng.permutation(len(data))
+        # The batch rows are sliced from a device copy of the order and the target positions found
+        # with a size known on the host, so no step waits for the GPU: a host->device copy per step
+        # (`torch.as_tensor(rows, device=...)`) and boolean-mask indexing both synchronise.
+        order_dev = torch.as_tensor(order, device=self.device)
+        n_batches = math.ceil(len(order) / t.batch_size)
+        k = t.accumulate_grad_batches
+        loss_sum = torch.zeros((), device=self.device)
+        positions = 0
+        with epoch_progress(t.progress and dist_info.is_main) as bar:
+            task = bar.add_task(f"epoch {epoch}", total=n_batches, loss=float("nan"), rate=0.0)
+            for step in range(n_batches):
+                group = range((step // k) * k, min((step // k + 1) * k, n_batches))
+                if step == group.start:
+                    # Every position of the accumulated batches weighs the same in the step's gradient.
+                    group_count = sum(int(data.lengths_cpu[order[b * t.batch_size:(b + 1) * t.batch_size]].sum())
+                                      for b in group)
+                    self.optimizer.zero_grad(set_to_none=True)
+                batch = slice(step * t.batch_size, (step + 1) * t.batch_size)
+                loss, count = self._backward(order[batch], order_dev[batch], group_count)
+                if step == group[-1]:
+                    self._optimizer_step()
+                if self.profiler is not None:
+                    self.profiler.step()
+                loss_sum += loss.detach() * count
+                positions += int(data.lengths_cpu[order[batch]].sum())
+                if (step + 1) % sync_every == 0 or step + 1 == n_batches:
+                    running = all_reduce_sum(loss_sum, dist_info).item() / positions
+                    if not math.isfinite(running):
+                        raise NonFiniteLoss(
+                            f"The training loss became non-finite at epoch {epoch}, step {step + 1} "
+                            "(try a lower optimizer.lr or trainer.grad_clip_norm); the last good "
+                            "checkpoint is kept."
+                        )
+                    rate = (step + 1) / (time.perf_counter() - started)
+                    bar.update(task, completed=step + 1, loss=running, rate=rate)
+                if _stop_requested(stop, dist_info, self.device):
+                    # The epoch is cut short: last.pt keeps the last complete epoch.
+                    raise TrainingInterrupted(stop["signal"] or "SIGTERM", epochs_done=epoch - 1)
+        return all_reduce_sum(loss_sum, dist_info).item() / max(positions, 1)
+
+    def _backward(self, global_rows: np.ndarray, global_rows_dev: torch.Tensor, group_count: int) -> tuple:
+        """Forward and backward of this process's share of one batch; returns (loss, its positions)."""
+        t, data, dist_info = self.cfg.trainer, self.data, self.ctx.dist_info
+        rows_np = global_rows[dist_info.rank :: dist_info.world_size]
+        rows = global_rows_dev[dist_info.rank :: dist_info.world_size]
+        # A rank left without rows still runs (with zero weight) so the gradient all-reduce
+        # sees every process.
+        weight = 1.0 if len(rows_np) else 0.0
+        if not weight:
+            rows_np, rows = global_rows[:1], global_rows_dev[:1]
+        local_positions = int(data.lengths_cpu[rows_np].sum())  # every one has a target
+        count = local_positions if weight else 0
+        # Trailing padding columns of the batch carry nothing; cut them (not under compile,
+        # where a changing width would trigger recompiles).
+        width = self.cfg.model.max_len if t.compile else int(data.lengths_cpu[rows_np].max())
+        x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
+        gaps = data.gaps[rows, :width] if data.gaps is not None else None
+        users = data.users[rows] if data.users is not None else None
+        with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else nullcontext():
+            hidden = self.step_model(x, n, gaps, users)
+            # Every position before a row's length has a target (y > 0), so their number is
+            # known on the host: the same positions as `hidden[y > 0]`, in the same order.
+            real = torch.nonzero_static((y > 0).flatten(), size=local_positions).flatten()
+            loss = self.loss_fn(self.model, hidden.flatten(0, 1)[real], y.flatten()[real])
+        # Scale the per-process mean so that the gradient averaged over processes is the mean
+        # over all positions of the accumulated global batches (scale 1 in the plain case).
+        scale = weight * max(count, 1) * dist_info.world_size / group_count
+        (loss * scale).backward()
+        return loss, count
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.trainer.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip_norm)
+        self.schedule.apply(self.optimizer)
+        self.optimizer.step()
+        self.schedule.advance()
 
 
-def _train_epoch(
-    loss_fn: Callable[[SequentialRecommender, torch.Tensor, torch.Tensor], torch.Tensor],
-    step_model: torch.nn.Module,
-    model: SequentialRecommender,
-    optimizer: torch.optim.Optimizer,
-    data: Batches,
-    cfg: TrainConfig,
-    epoch: int,
-    np_rng: np.random.Generator,
-    stop: dict[str, Optional[str]],
-    dist_info: Distributed,
-    use_amp: bool,
-    profiler: Optional[StepProfiler] = None,
-) -> float:
-    """One pass over the training rows; returns the mean loss over all target positions."""
-    t = cfg.trainer
-    device = data.inputs.device
-    # Read the loss back on the host every step on CPU (free), but only every 50 steps on a GPU,
-    # where each read is a device->host sync that stalls the queue of kernels.
-    sync_every = 1 if device.type == "cpu" else 50
-    model.train()
-    started = time.perf_counter()
-    order = np_rng.permutation(len(data))
-    # The batch rows are sliced from a device copy of the order and the target positions found
-    # with a size known on the host, so no step waits for the GPU: a host->device copy per step
-    # (`torch.as_tensor(rows, device=...)`) and boolean-mask indexing both synchronise.
-    order_dev = torch.as_tensor(order, device=device)
-    n_batches = math.ceil(len(order) / t.batch_size)
-    loss_sum = torch.zeros((), device=device)
-    positions = 0
-    with epoch_progress(t.progress and dist_info.is_main) as bar:
-        task = bar.add_task(f"epoch {epoch}", total=n_batches, loss=float("nan"), rate=0.0)
-        for step in range(n_batches):
-            batch = slice(step * t.batch_size, (step + 1) * t.batch_size)
-            global_rows = order[batch]
-            rows_np = global_rows[dist_info.rank :: dist_info.world_size]
-            rows = order_dev[batch][dist_info.rank :: dist_info.world_size]
-            # A rank left without rows still runs (with zero weight) so the gradient all-reduce
-            # sees every process.
-            weight = 1.0 if len(rows_np) else 0.0
-            if not weight:
-                rows_np, rows = global_rows[:1], order_dev[batch][:1]
-            local_positions = int(data.lengths_cpu[rows_np].sum())  # every one has a target
-            count = local_positions if weight else 0
-            global_count = int(data.lengths_cpu[global_rows].sum())
-            # Trailing padding columns of the batch carry nothing; cut them (not under compile,
-            # where a changing width would trigger recompiles).
-            width = cfg.model.max_len if t.compile else int(data.lengths_cpu[rows_np].max())
-            x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
-            gaps = data.gaps[rows, :width] if data.gaps is not None else None
-            users = data.users[rows] if data.users is not None else None
-            with torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
-                hidden = step_model(x, n, gaps, users)
-                # Every position before a row's length has a target (y > 0), so their number is
-                # known on the host: the same positions as `hidden[y > 0]`, in the same order.
-                real = torch.nonzero_static((y > 0).flatten(), size=local_positions).flatten()
-                loss = loss_fn(model, hidden.flatten(0, 1)[real], y.flatten()[real])
-            # Scale the per-process mean so that the gradient averaged over processes is the mean
-            # over all positions of the global batch (scale 1 without distribution).
-            scale = weight * max(count, 1) * dist_info.world_size / global_count
-            optimizer.zero_grad(set_to_none=True)
-            (loss * scale).backward()
-            if t.grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
-            optimizer.step()
-            if profiler is not None:
-                profiler.step()
-            loss_sum += loss.detach() * count
-            positions += global_count
-            if (step + 1) % sync_every == 0 or step + 1 == n_batches:
-                running = all_reduce_sum(loss_sum, dist_info).item() / positions
-                if not math.isfinite(running):
-                    raise NonFiniteLoss(
-                        f"The training loss became non-finite at epoch {epoch}, step {step + 1} "
-                        "(try a lower optimizer.lr or trainer.grad_clip_norm); the last good "
-                        "checkpoint is kept."
-                    )
-                bar.update(task, completed=step + 1, loss=running, rate=(step + 1) / (time.perf_counter() - started))
-            if _stop_requested(stop, dist_info, device):
-                # The epoch is cut short: last.pt keeps the last complete epoch.
-                raise TrainingInterrupted(stop["signal"] or "SIGTERM", epochs_done=epoch - 1)
-    return all_reduce_sum(loss_sum, dist_info).item() / max(positions, 1)
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def _keep_top_k(folder: Path, state: "LoopState", score: float, epoch: int, weights: dict, valid: dict,
+                trainer: "Trainer", k: int) -> None:
+    """checkpoints/top/epoch-NNN.pt for the k best evaluations so far (ties: the earlier epoch)."""
+    ranked = sorted([*state.top, [score, epoch]], key=lambda se: (-se[0], se[1]))
+    keep, drop = ranked[:k], ranked[k:]
+    if [score, epoch] in keep:
+        _save_best(folder, weights, epoch, valid, trainer.cfg, trainer.splits, trainer.ctx,
+                   name=f"epoch-{epoch:03d}.pt")
+    for _, old in drop:
+        (folder / f"epoch-{old:03d}.pt").unlink(missing_ok=True)
+    state.top = keep
 
 
 def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, device: torch.device) -> bool:
@@ -342,7 +446,7 @@ def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, devi
 
 def _restore(
     ctx: FitContext, model: SequentialRecommender, optimizer: torch.optim.Optimizer, np_rng: np.random.Generator,
-    cfg: TrainConfig, splits: SequenceSplits, device: torch.device,
+    cfg: TrainConfig, splits: SequenceSplits, device: torch.device, schedule: LrSchedule,
 ) -> tuple[LoopState, dict]:
     """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
     optimizer, loop state, RNG streams; the optimizer's hyperparameters are this run's; the best
@@ -354,6 +458,8 @@ def _restore(
     known = {f.name for f in dataclasses.fields(LoopState)}
     state = LoopState(**{k: v for k, v in ckpt["loop"].items() if k in known})
     restore_rng(ckpt["rng"], np_rng)
+    # A last.pt from before schedules existed: its run had a constant lr, so only the step count matters.
+    schedule.load_state_dict(ckpt.get("schedule", {"step": state.epoch * schedule.steps_per_epoch}))
     best_path = ctx.run_dir / "checkpoints" / "best.pt"
     if "best" in ckpt:
         best_weights = {k: v.to(device) for k, v in ckpt["best"]["model"].items()}
@@ -379,7 +485,7 @@ def _apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig
         wanted["momentum"] = o.momentum
     for group in optimizer.param_groups:
         for key, value in wanted.items():
-            group[key] = value
+            group[key] = 0.0 if key == "weight_decay" and not group.get("decay", True) else value
     changed = [f"optimizer.{k} {saved.get(k)} -> {v if k != 'betas' else list(v)}" for k, v in wanted.items()
                if k in saved and _as_list(saved[k]) != _as_list(v)]
     if changed:
@@ -391,19 +497,22 @@ def _as_list(value: Any) -> Any:
 
 
 def _save_best(
-    ckpt_dir: Path, weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, ctx: FitContext
+    ckpt_dir: Path, weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, ctx: FitContext,
+    name: str = "best.pt",
 ) -> None:
-    save_checkpoint(ckpt_dir / "best.pt", checkpoint.best_payload(
+    save_checkpoint(ckpt_dir / name, checkpoint.best_payload(
         weights, epoch, valid, asdict(cfg), splits.data.item_ids.tolist(), ctx.user_ids, ctx.data))
 
 
 def _save_last(
     ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
-    np_rng: np.random.Generator, cfg: TrainConfig, best_weights: dict, ctx: FitContext,
+    np_rng: np.random.Generator, cfg: TrainConfig, best_weights: dict, ctx: FitContext, schedule: LrSchedule,
 ) -> None:
     best = {"model": best_weights, "epoch": state.best_epoch, "valid": _best_valid(state)}
-    save_checkpoint(ckpt_dir / "last.pt", checkpoint.resume_payload(
-        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data))
+    payload = checkpoint.resume_payload(
+        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data)
+    payload["schedule"] = schedule.state_dict()
+    save_checkpoint(ckpt_dir / "last.pt", payload)
 
 
 def _best_valid(state: LoopState) -> dict[str, float]:
