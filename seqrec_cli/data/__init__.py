@@ -38,11 +38,13 @@ def cache_payload(cfg: DatasetConfig, path: Path | None) -> dict:
 def load_interactions(cfg: DatasetConfig) -> tuple[Interactions, dict]:
     """Processed interactions for `cfg`, from the cache when it holds this exact source + settings."""
     path = locate(cfg)
-    payload = cache_payload(cfg, path)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache.default_cache_dir()
-    cache_path = cache.cache_file(cache_dir, cfg.name, cache.cache_key(payload))
-    label = describe_source(cfg, path)
+    # The key hashes the whole file: computed only when a cache is used.
+    cache_path = None
     if cfg.use_cache:
+        cache_path = cache.cache_file(cache_dir, cfg.name, cache.cache_key(cache_payload(cfg, path)))
+    label = describe_source(cfg, path)
+    if cache_path is not None:
         hit = cache.load(cache_path)
         if hit is not None:
             log.info("Loaded processed %s from cache %s", label, cache_path)
@@ -64,10 +66,10 @@ def load_interactions(cfg: DatasetConfig) -> tuple[Interactions, dict]:
         summary["bad_lines"] = notes["bad_lines"]
     summary["read_seconds"] = round(read_seconds, 3)
     summary["preprocess_seconds"] = round(time.perf_counter() - started, 3)
-    if cfg.use_cache:
+    if cache_path is not None:
         cache.save(cache_path, inter, summary)
     log.info("Preprocessed %s in %.1f s", label, summary["preprocess_seconds"])
-    return inter, {**summary, "cache": {"hit": False, "path": str(cache_path) if cfg.use_cache else None}}
+    return inter, {**summary, "cache": {"hit": False, "path": str(cache_path) if cache_path else None}}
 
 
 def load(cfg: DatasetConfig) -> tuple[SequenceSplits, dict]:

@@ -1,10 +1,12 @@
 """Turn a raw column into the typed values the pipeline relies on: ids, timestamps, ratings.
 
 Every reader funnels its columns through here, so the rules are the same whatever the file format:
-ids are int64 when every id is an integer (numeric order) and text otherwise (string order), and a
+ids are int64 when every id is an integer that fits, Python ints when some do not (numeric order
+either way; never float64, which merges ids above 2**53) and text otherwise (string order), and a
 column that mixes the two is refused (it is far more often a repeated header or a shifted column
 than a real id scheme); timestamps stay exact integers (float32 would reorder events seconds
-apart). Type checks run on the distinct values only, so a 20M-row column costs one hash pass.
+apart), and dates that could be read two ways are refused rather than guessed. Type checks run on
+the distinct values only, so a 20M-row column costs one hash pass.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def ids(col: pd.Series, where: str, name: str, id_type: str = "auto") -> np.ndar
     fast = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
     if pd.api.types.is_signed_integer_dtype(fast):  # integers within int64: parsed exactly, in C
         return fast.to_numpy(dtype=np.int64)[codes]
-    values, numbers = _integer_values(distinct)
+    values, numbers = _integer_values(distinct, fast.notna().to_numpy())
     is_int = np.array([v is not None for v in values], dtype=bool)
     if is_int.all():
         return _exact_integers(values)[codes]
@@ -75,16 +77,17 @@ def _float_ids(values: np.ndarray, where: str, name: str) -> np.ndarray:
     return _exact_integers([int(v) for v in uniques])[codes]
 
 
-def _integer_values(distinct: np.ndarray) -> tuple[list, np.ndarray]:
+def _integer_values(distinct: np.ndarray, numeric: np.ndarray) -> tuple[list, np.ndarray]:
     """(exact Python int of each distinct value, or None; whether each value is a finite number).
 
+    Only values pandas reads as numbers (`numeric`) are looked at one by one, the rest are text.
     "7", "+7", " 7", "7.0" and "7e0" are the integer 7 (ids written as floats read as before);
-    "7.5" is a number that is not an id; "x7" is text. Decimal arithmetic keeps every digit.
+    "7.5" is a number that is not an id. Decimal arithmetic keeps every digit.
     """
-    values, numbers = [], np.zeros(len(distinct), dtype=bool)
-    for i, v in enumerate(distinct):
-        value, numbers[i] = _as_integer(v)
-        values.append(value)
+    values: list = [None] * len(distinct)
+    numbers = np.zeros(len(distinct), dtype=bool)
+    for i in np.flatnonzero(numeric):
+        values[i], numbers[i] = _as_integer(distinct[i])
     return values, numbers
 
 

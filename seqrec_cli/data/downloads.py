@@ -142,22 +142,7 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
                         progress.advance(task, len(chunk))
         if total is not None and received != total:
             raise _truncated(label, url, received, total, hint)
-        got = digest.hexdigest()
-        if md5 is not None and md5_digest.hexdigest() != md5.lower():
-            raise UserError(
-                f"The download of {label} from {url} does not match the publisher's MD5 checksum "
-                f"(expected {md5}, got {md5_digest.hexdigest()}), so it was discarded: try again, or {hint}."
-            )
-        if sha256 is None and md5 is None:
-            log.warning(
-                "No checksum is known for %s, so the download was not verified; it has SHA-256 %s "
-                "(set dataset.sha256 to pin it).", label, got,
-            )
-        elif sha256 is not None and got != sha256:
-            raise UserError(
-                f"The download of {label} from {url} does not match its SHA-256 checksum (expected "
-                f"{sha256}, got {got}), so it was discarded: try again, or check dataset.sha256."
-            )
+        _check_digests(label, url, hint, digest.hexdigest(), md5_digest.hexdigest(), sha256, md5)
         os.replace(tmp, dest)
     except urllib.error.HTTPError as exc:
         raise UserError(
@@ -175,6 +160,26 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _check_digests(label: str, url: str, hint: str, got: str, got_md5: str, sha256: Optional[str],
+                   md5: Optional[str]) -> None:
+    """Refuse a download whose MD5 / SHA-256 differs from the known one; log the SHA-256 otherwise."""
+    if md5 is not None and got_md5 != md5.lower():
+        raise UserError(
+            f"The download of {label} from {url} does not match the publisher's MD5 checksum "
+            f"(expected {md5}, got {got_md5}), so it was discarded: try again, or {hint}."
+        )
+    if sha256 is None and md5 is None:
+        log.warning(
+            "No checksum is known for %s, so the download was not verified; it has SHA-256 %s "
+            "(set dataset.sha256 to pin it).", label, got,
+        )
+    elif sha256 is not None and got != sha256:
+        raise UserError(
+            f"The download of {label} from {url} does not match its SHA-256 checksum (expected "
+            f"{sha256}, got {got}), so it was discarded: try again, or check dataset.sha256."
+        )
 
 
 def _truncated(label: str, url: str, received: int, total: Optional[int], hint: str) -> UserError:
@@ -203,6 +208,22 @@ def _progress() -> Progress:
     )
 
 
+def _move_into_place(work: Path, dest: Path, marker: str, archive_name: str) -> None:
+    """Rename the unpacked folder holding `marker` (the shallowest one) to `dest`."""
+    holders = [p.parent for p in work.rglob(marker)]
+    if not holders:
+        raise UserError(f"The download {archive_name} holds no {marker}: is it the right dataset?")
+    if dest.exists() and not (dest / marker).is_file():
+        if any(dest.iterdir()):
+            raise UserError(f"{dest} exists but holds no {marker}: move it away and run again.")
+        dest.rmdir()
+    try:
+        os.replace(min(holders, key=lambda p: len(p.parts)), dest)
+    except OSError:
+        if not (dest / marker).is_file():  # not a concurrent run that finished first
+            raise
+
+
 def unpack(archive: Path, dest: Path, marker: str) -> None:
     """Unzip `archive` so that `dest/marker` exists, via a temporary folder renamed into place.
 
@@ -223,18 +244,7 @@ def unpack(archive: Path, dest: Path, marker: str) -> None:
                         f"The download {archive.name} holds an unsafe path {member!r}; it was not unpacked."
                     )
             zf.extractall(work)
-        holders = [p.parent for p in work.rglob(marker)]
-        if not holders:
-            raise UserError(f"The download {archive.name} holds no {marker}: is it the right dataset?")
-        if dest.exists() and not (dest / marker).is_file():
-            if any(dest.iterdir()):
-                raise UserError(f"{dest} exists but holds no {marker}: move it away and run again.")
-            dest.rmdir()
-        try:
-            os.replace(min(holders, key=lambda p: len(p.parts)), dest)
-        except OSError:
-            if not (dest / marker).is_file():  # not a concurrent run that finished first
-                raise
+        _move_into_place(work, dest, marker, archive.name)
     except zipfile.BadZipFile as exc:
         raise UserError(
             f"The download {archive.name} is a damaged zip archive ({exc}): delete it and try again."

@@ -7,7 +7,7 @@ the tie rule decides which event becomes the test target.
 
 How it stays fast at 20M rows: ids are hashed once (`pd.factorize`) and ranked by sorting only
 the distinct values; rows are put in final (user, time) order by one stable sort up front; every
-step after that (minimum rating, de-duplication, history cap, iterated k-core) only clears bits in
+step (time window, minimum rating, de-duplication, history cap, iterated k-core) only clears bits in
 a keep-mask over those sorted rows, and the surviving ids are renumbered by a cumulative sum. No
 Python loop runs per row or per user.
 """

@@ -3,7 +3,9 @@
 Each reader returns the standard event table (`user`, `item`, optional `time` and `rating`) with
 rows in the file's own order: preprocessing breaks timestamp ties by that order, so nothing here
 sorts. Compression is recognised from the file's first bytes (not its name), so a gzip file named
-`.csv` still reads. Anything a user can get wrong becomes a `UserError` naming the file and column.
+`.csv` still reads. A line with more fields than the header is refused (or dropped and counted, per
+`dataset.on_bad_lines`), never silently cut. Anything a user can get wrong becomes a `UserError`
+naming the file and column (or line).
 """
 
 from __future__ import annotations
