@@ -21,7 +21,7 @@ from seqrec_cli.models import build
 from seqrec_cli.recommend import read_ids_file, recommend
 from seqrec_cli.runs import IdIndex, _relabel, open_run
 from seqrec_cli.training.artifacts import plot_runs
-from seqrec_cli.training.trainer import fit
+from seqrec_cli.training.trainer import FitContext, fit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -121,7 +121,7 @@ def trained_run(tmp_path_factory):
     torch.manual_seed(0)
     model = build(cfg.model, cfg.encoder, splits.data.n_items)
     rows = []
-    fit(model, splits, cfg, torch.device("cpu"), run_dir, on_epoch_end=rows.append)
+    fit(model, splits, cfg, torch.device("cpu"), FitContext(run_dir), on_epoch_end=rows.append)
     return run_dir, splits, rows
 
 
