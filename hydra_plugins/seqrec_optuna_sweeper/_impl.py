@@ -19,8 +19,10 @@ import json
 import logging
 import math
 import os
+import random
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -237,12 +239,26 @@ def rdb_storage(url: str) -> optuna.storages.RDBStorage:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs: Dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _retrying(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs))
     except ImportError as exc:  # Optuna re-raises a missing driver as ImportError
         raise SetupError(f"The storage {redact(url)} needs a database driver that is not installed "
                          f"({_first_line(exc.__cause__ or exc)}; PostgreSQL: pip install 'psycopg[binary]').") from None
     except Exception as exc:  # bad URL, server down, wrong password: SQLAlchemy errors
         raise SetupError(f"Cannot open the Optuna storage {redact(url)}: {_first_line(exc)}.") from None
+
+
+def _retrying(make: Any, delays: Sequence[float] = (0.5, 1.0, 2.0)) -> Any:
+    """Database errors are retried a few times: workers started together on an empty database race to
+    create Optuna's tables (PostgreSQL: duplicate key in pg_type), and a server may be restarting."""
+    from sqlalchemy.exc import DBAPIError
+
+    for delay in delays:
+        try:
+            return make()
+        except DBAPIError as exc:
+            log.info("Storage not ready (%s); retrying in %.1f s.", _first_line(exc.orig or exc), delay)
+            time.sleep(delay + random.uniform(0, delay))  # jitter: racing workers do not collide again
+    return make()
 
 
 def build_sampler(cfg: Any, space: SearchSpace, seed_offset: int) -> optuna.samplers.BaseSampler:
