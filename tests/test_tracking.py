@@ -25,7 +25,8 @@ CONFIG = {"encoder": {"name": "attention", "dropout": 0.2}, "optimizer": {"lr": 
 
 
 def test_metric_names_for_trackers():
-    assert epoch_metrics(ROW) == {"train_loss": 4.1, "valid/ndcg@10": 0.15, "valid/hr@10": 0.3, "lr": 0.001, "seconds": 0.5}
+    assert epoch_metrics(ROW) == {"train_loss": 4.1, "valid/ndcg@10": 0.15, "valid/hr@10": 0.3, "lr": 0.001,
+                                  "seconds": 0.5}
     final = final_metrics(METRICS)
     assert final["best_valid/ndcg@10"] == 0.15 and final["test/mrr"] == 0.1
     assert final["popularity/test/ndcg@10"] == 0.41 and final["n_params"] == 4720
