@@ -203,7 +203,13 @@ def train_in_child(overrides: list[str], run_dir: Path, cache_dir: Path) -> tupl
 
 def run_speed(args: argparse.Namespace) -> int:
     """Our side of the throughput comparison: one real CLI run per encoder, figures from its run dir."""
+    from flops import matmul_peak_gflops, speed_columns  # scripts/flops.py: what the FLOP columns count
+
     rows = []
+    cpu = not any(o.startswith("trainer.device=") and not o.endswith("=cpu") for o in args.extra)
+    peak = matmul_peak_gflops(args.threads) if cpu else None  # a CPU's peak says nothing of a GPU run
+    print(f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1 / 5 / 15 min) at the start; "
+          f"float32 4096^3 matmul on {args.threads} threads: {peak or float('nan'):.0f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory(prefix="seqrec-speed-") as scratch:
         for encoder in args.encoders:
             overrides = [f"dataset={args.dataset}", f"encoder={encoder}", f"trainer.max_epochs={args.epochs}",
@@ -223,6 +229,7 @@ def run_speed(args: argparse.Namespace) -> int:
                 "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
                 # With --extra trainer.profile_steps=N: a step's wall time and the GPU's share of it.
                 **({f"profile_{k}": m["profile"][k] for k in ("wall_ms_per_step", "device_share")} if "profile" in m else {}),
+                **speed_columns(overrides, m, Path(scratch) / "cache", peak),
             })
     columns = list(rows[0])
     print(" | ".join(columns))
