@@ -140,6 +140,11 @@ def validate_schedule(cfg: TrainConfig) -> None:
     require(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", t.accumulate_grad_batches,
             "an integer > 0")
     require(t.save_top_k >= 0, "trainer.save_top_k", t.save_top_k, "an integer >= 0")
+    require(t.limit_batches is None or t.limit_batches > 0, "trainer.limit_batches", t.limit_batches,
+            "null or an integer > 0")
+    require(t.overfit_batches >= 0, "trainer.overfit_batches", t.overfit_batches, "an integer >= 0")
+    require(not (t.overfit_batches and t.distributed), "trainer.overfit_batches", t.overfit_batches,
+            "0 under trainer.distributed=true")
 
 
 def validate_dataset(d: DatasetConfig) -> None:

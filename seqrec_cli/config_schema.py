@@ -252,6 +252,11 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     # Besides best.pt / last.pt, keep the k best epochs' weights as checkpoints/top/epoch-NNN.pt.
     save_top_k: int = 0
+    # debug=fast: train only this many batches per epoch; debug=overfit: train on the first N
+    # batches of a fixed order, every epoch; keep_files=false deletes the run directory at the end.
+    limit_batches: Optional[int] = None
+    overfit_batches: int = 0
+    keep_files: bool = True
     progress: bool = True
     # Profile this many steps of the first epoch (after 5 warm-up steps): profile.txt in the run
     # dir, and metrics.json "profile" (ms per step, and on a GPU the share spent in kernels).

@@ -8,6 +8,7 @@ config -> data -> model -> training -> run directory; metrics.json's dict is ret
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -82,9 +83,13 @@ def run(
             prepared = _prepare(cfg, run_dir, resume_from, dist_info, started)
             if dist_info.is_main:
                 _record_start(run_dir, cfg, record, prepared.summary)
-            return _tracked(cfg, run_dir, prepared)
+            metrics = _tracked(cfg, run_dir, prepared)
     finally:
         shutdown_distributed(dist_info)
+    if not t.keep_files and dist_info.is_main:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("trainer.keep_files=false: removed %s.", run_dir)
+    return metrics
 
 
 def _tracked(cfg: TrainConfig, run_dir: Path, prepared: Prepared) -> dict[str, Any]:

@@ -168,3 +168,20 @@ def test_save_top_k_keeps_the_k_best_epochs(tmp_path):
     for name in kept:
         ckpt = load_checkpoint(tmp_path / "r" / "checkpoints" / "top" / name)
         assert ckpt["epoch"] == int(name[6:9]) and "item_ids" in ckpt
+
+
+# ---- debug presets -----------------------------------------------------------------------------
+
+def test_debug_fast_runs_the_pipeline_and_keeps_nothing(tmp_path):
+    result = run_cli(["debug=fast", "dataset=synthetic", "dataset.synthetic.n_users=300"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "removed" in result.stderr and "Test metrics" in result.stdout + result.stderr
+    assert not list((tmp_path / "outputs").rglob("*.json"))
+
+
+def test_debug_overfit_drives_the_training_loss_down(tmp_path):
+    result = run_cli(["debug=overfit", "dataset=synthetic", "dataset.synthetic.n_users=200", "dataset.use_cache=false",
+                      "trainer.overfit_batches=1", "trainer.batch_size=64", "hydra.run.dir=r"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    losses = [float(r["train_loss"]) for r in history(tmp_path / "r")]
+    assert losses[-1] < 0.5 * losses[0]

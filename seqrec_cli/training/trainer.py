@@ -210,6 +210,11 @@ class Trainer:
         )
         if len(examples.lengths) == 0:
             raise UserError("No training sequences: every user has fewer than two training events.")
+        if cfg.trainer.overfit_batches:
+            n = cfg.trainer.overfit_batches * cfg.trainer.batch_size
+            examples = dataclasses.replace(examples, **{
+                f.name: getattr(examples, f.name)[:n] for f in dataclasses.fields(examples)
+                if getattr(examples, f.name) is not None})
         optional = lambda a: torch.as_tensor(a, device=device) if a is not None else None  # noqa: E731
         return Batches(
             torch.as_tensor(examples.inputs, device=device), torch.as_tensor(examples.targets, device=device),
@@ -337,12 +342,13 @@ class Trainer:
         sync_every = 1 if self.device.type == "cpu" else 50
         self.model.train()
         started = time.perf_counter()
-        order = self.np_rng.permutation(len(data))
+        # debug=overfit trains on the same rows in the same order every epoch.
+        order = np.arange(len(data)) if t.overfit_batches else self.np_rng.permutation(len(data))
         # The batch rows are sliced from a device copy of the order and the target positions found
         # with a size known on the host, so no step waits for the GPU: a host->device copy per step
         # (`torch.as_tensor(rows, device=...)`) and boolean-mask indexing both synchronise.
         order_dev = torch.as_tensor(order, device=self.device)
-        n_batches = math.ceil(len(order) / t.batch_size)
+        n_batches = min(math.ceil(len(order) / t.batch_size), t.limit_batches or math.inf)
         k = t.accumulate_grad_batches
         loss_sum = torch.zeros((), device=self.device)
         positions = 0
