@@ -47,9 +47,22 @@ class TrainedRun:
         return self.cfg.trainer.amp and self.device.type == "cuda"
 
 
-def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
-    """Rebuild the model of a run directory from `checkpoints/best.pt`, ready for inference."""
+def find_run(path: str | Path) -> Path:
+    """`run=DIR`, or `run=last`: the run under ./outputs whose best.pt was written most recently."""
     run_dir = Path(path).expanduser()
+    if run_dir.name != "last" or run_dir.exists():
+        return run_dir
+    outputs = run_dir.parent / "outputs"
+    found = sorted(outputs.rglob("checkpoints/best.pt"), key=lambda p: p.stat().st_mtime) if outputs.is_dir() else []
+    if not found:
+        raise UserError(f"run=last found no trained run under {outputs}: train one first, or name its directory.")
+    log.info("run=last: %s", found[-1].parent.parent)
+    return found[-1].parent.parent
+
+
+def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
+    """Rebuild the model of a run directory (or `last`) from `checkpoints/best.pt`, ready for inference."""
+    run_dir = find_run(path)
     if not run_dir.is_dir():
         raise UserError(f"Run directory not found: {run_dir}.")
     best = run_dir / "checkpoints" / "best.pt"

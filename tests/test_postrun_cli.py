@@ -146,3 +146,12 @@ def test_hydra_job_chdir_keeps_relative_data_paths_working(tmp_path):
     assert (tmp_path / "chd" / "metrics.json").is_file()
     ckpt = load_checkpoint(tmp_path / "chd" / "checkpoints" / "best.pt")
     assert ckpt["config"]["dataset"]["path"] == str(tmp_path / "events.csv")  # recorded where it was found
+
+
+def test_run_last_names_the_newest_trained_run(tmp_path):
+    assert run_cli(["debug=smoke", "trainer.max_epochs=1"], tmp_path).returncode == 0
+    result = run_cli(["run=last", "k=[5]"], tmp_path, module="seqrec_cli.evaluate")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outputs").rglob("eval_test.json"))) == 1
+    empty = run_cli(["run=last"], tmp_path / "outputs", module="seqrec_cli.evaluate")
+    assert empty.returncode == 2 and "run=last found no trained run" in " ".join(empty.stderr.split())
