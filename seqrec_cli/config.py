@@ -30,7 +30,8 @@ def register_schemas() -> None:
 
 
 # Settings naming a file or folder the user gave: relative to where the command was typed.
-TRAIN_PATH_KEYS = ("dataset.path", "dataset.data_dir", "dataset.cache_dir", "trainer.resume", "logger.log_dir")
+TRAIN_PATH_KEYS = ("dataset.path", "dataset.data_dir", "dataset.cache_dir", "trainer.resume", "trainer.init_from",
+                   "logger.log_dir")
 
 
 def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:

@@ -265,6 +265,10 @@ class TrainerConfig:
     distributed: bool = False
     # A run directory (or its checkpoints/last.pt) to continue; the run then writes into it.
     resume: Optional[str] = None
+    # A finished run to start from on other data (known items keep their rows; see
+    # seqrec_cli/training/warm_start.py); init_from_partial: go on when no item is shared.
+    init_from: Optional[str] = None
+    init_from_partial: bool = False
 
 
 @dataclass

@@ -7,6 +7,7 @@ config -> data -> model -> training -> run directory; metrics.json's dict is ret
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -39,7 +40,7 @@ from seqrec_cli.training.artifacts import plot_curves, write_json, write_text_at
 from seqrec_cli.io.atomic import remove_stale_temporaries
 from seqrec_cli.io.logfile import commit_log_files
 from seqrec_cli.io.rundir import RunDirLock
-from seqrec_cli.training import checkpoint
+from seqrec_cli.training import checkpoint, warm_start
 from seqrec_cli.training.checkpoint import load_resume_state
 from seqrec_cli.training.progress import results_table, show_table
 from seqrec_cli.training.trainer import FitContext, TrainingInterrupted, fit
@@ -57,6 +58,7 @@ class Prepared:
     device: torch.device
     ctx: FitContext
     n_params: int
+    init_from: Optional[dict[str, Any]] = None  # provenance when started from a parent run
 
 
 def run(
@@ -119,6 +121,8 @@ def _prepare(
     seed_everything(t.seed)
     device = distributed_device(dist_info, t.device)
     resume = load_resume_state(resume_from, device) if resume_from is not None else None
+    # A resumed run was initialised when it started; only a new one starts from a parent.
+    parent = warm_start.open_parent(t.init_from, cfg) if t.init_from and resume is None else None
     splits, summary = data_module.load(cfg.dataset)
     log.info(
         "Data: %d users, %d items, %d interactions (%d users too short to evaluate, trained on only)",
@@ -136,6 +140,11 @@ def _prepare(
     user_ids = inter.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
     model = models.build(cfg.model, cfg.encoder, inter.n_items, len(user_ids) + 1 if user_ids is not None else 0)
+    provenance = warm_start.transfer(parent, model, inter.item_ids.tolist(), user_ids, cfg) if parent else None
+    if resume is not None:
+        provenance = _recorded_parent(run_dir)
+    if provenance is not None:
+        summary = {**summary, "init_from": provenance}
     torch.manual_seed(t.seed + dist_info.rank)  # same init everywhere, own dropout masks per process
     if resume is not None:
         shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -146,7 +155,7 @@ def _prepare(
         torch.get_num_threads(), f", {dist_info.world_size} processes" if dist_info.enabled else "",
     )
     ctx = FitContext(run_dir, dist_info, side, user_ids, fingerprint, resume, resume_from, started)
-    return Prepared(splits, summary, model, device, ctx, n_params)
+    return Prepared(splits, summary, model, device, ctx, n_params, provenance)
 
 
 def _record_start(run_dir: Path, cfg: TrainConfig, record: Optional[dict[str, str]], summary: dict[str, Any]) -> None:
@@ -194,13 +203,22 @@ def _train_and_test(
         "total_seconds": round(_earlier_seconds(ctx) + time.perf_counter() - ctx.started, 3),
         "resumed": ctx.resume is not None,
         "torch_version": torch.__version__,
-        "tags": list(cfg.tags),  # free-form labels (tags=[...]): seqrec-report shows them
+        "tags": list(cfg.tags),
+        "init_from": prepared.init_from,  # free-form labels (tags=[...]): seqrec-report shows them
     }
     if result.profile is not None:
         metrics["profile"] = result.profile.summary
     if ctx.dist_info.is_main:
         _write_results(cfg, prepared, result, metrics)
     return metrics
+
+
+def _recorded_parent(run_dir: Path) -> Optional[dict[str, Any]]:
+    """A resumed run keeps the provenance its first process recorded in data_summary.json."""
+    try:
+        return json.loads((run_dir / "data_summary.json").read_text()).get("init_from")
+    except (OSError, ValueError):
+        return None
 
 
 def _earlier_seconds(ctx: FitContext) -> float:
