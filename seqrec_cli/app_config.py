@@ -67,6 +67,8 @@ class RecommendAppConfig:
     out: Optional[str] = None
     device: str = "auto"
     batch_size: int = 256
+    # Per recommended item, the history items that raised its score most (occlusion), in a `because` column.
+    explain: bool = False
 
 
 # Per command: its name in messages, and the settings naming a user's file or folder.

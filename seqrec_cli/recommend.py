@@ -28,6 +28,7 @@ from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
 from seqrec_cli.inference import top_k
 from seqrec_cli.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
+from seqrec_cli.serving.explain import explain_histories
 from seqrec_cli.training.artifacts import write_text_atomic
 
 log = logging.getLogger("seqrec_cli")
@@ -72,9 +73,23 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
         gaps=gaps if run.model.uses_time_gaps else None,
         users=np.asarray(user_rows, dtype=np.int64) if run.model.uses_users else None,
     )
+    reasons = explain_histories(run.model, run.item_ids, histories, gaps, user_rows, top.items,
+                                run.cfg.model.max_len) if cfg.explain else None
+    rows = _rows(run, labels, top.items, top.scores, reasons)
+    if cfg.out:
+        write_csv(Path(cfg.out).expanduser(), rows)
+    show_recommendations(rows, cfg.k, limit=SHOW_AT_MOST if cfg.out else None)
+    if cfg.out:
+        log.info("Wrote %d recommendations for %d histories to %s", len(rows), len(histories), cfg.out)
+    return rows
+
+
+def _rows(run: TrainedRun, labels: list[Any], top_items: np.ndarray, top_scores: np.ndarray,
+          reasons: Optional[list[list[str]]]) -> list[dict[str, Any]]:
+    """One row per recommendation, in original ids; `because` where explanations were asked for."""
     titles = item_titles(run.cfg.dataset)
     rows = []
-    for label, items, scores in zip(labels, top.items, top.scores):
+    for i, (label, items, scores) in enumerate(zip(labels, top_items, top_scores)):
         for rank, (item, score) in enumerate(zip(items, scores), start=1):
             if item == 0:  # fewer than k items were left to recommend
                 break
@@ -83,12 +98,9 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
             if titles is not None:
                 row["title"] = titles.get(original, "")
             row["score"] = round(float(score), 6)
+            if reasons is not None:  # the history items that raised this score most (occlusion)
+                row["because"] = reasons[i][rank - 1]
             rows.append(row)
-    if cfg.out:
-        write_csv(Path(cfg.out).expanduser(), rows)
-    show_recommendations(rows, cfg.k, limit=SHOW_AT_MOST if cfg.out else None)
-    if cfg.out:
-        log.info("Wrote %d recommendations for %d histories to %s", len(rows), len(histories), cfg.out)
     return rows
 
 
