@@ -285,6 +285,12 @@ def add_peer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep run dirs and atomic files here; default: a temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="write rows and settings as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the docs/PERFORMANCE.md table section here")
+    parser.add_argument("--peers", nargs="+", default=["recbole"], choices=["recbole", "rectools"],
+                        help="rectools: our attention encoder against RecTools' SASRecModel (scripts/peer_rectools.py)")
+    parser.add_argument("--rectools-venv", type=Path, default=REPO / ".venv-rectools",
+                        help="RecTools' virtual environment (created on first use)")
+    parser.add_argument("--skip-rectools-install", action="store_true", help="fail when the RecTools venv is missing")
+    parser.add_argument("--rectools-markdown", type=Path, default=None, help="write the RecTools section here")
     parser.add_argument("--train-target", type=float, default=5.0, help="training speed-up to check for")
     parser.add_argument("--eval-target", type=float, default=10.0, help="evaluation speed-up to check for")
 
@@ -319,6 +325,13 @@ def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
     for key in args.datasets:
         if not DATASETS[key].path.exists():
             raise SystemExit(f"Benchmark data {DATASETS[key].path} is missing: the peer benchmark reads ../shared/data.")
+    if "rectools" in args.peers:  # RecTools first: its table is printed and written by peer_rectools
+        from peer_rectools import run_all
+
+        with tempfile.TemporaryDirectory(prefix="seqrec-peer-rectools-") as tmp:
+            rectools_rows = run_all(args, DATASETS, args.workdir or Path(tmp), train_child)
+        if "recbole" not in args.peers:
+            return 0 if all(all(row["checks"].values()) for row in rectools_rows) else 1
     python = ensure_recbole_venv(args.recbole_venv, install=not args.skip_recbole_install)
     meta = {
         "machine": machine(RECBOLE_VERSION), "threads": args.threads, "epochs": args.epochs, "patience": args.patience,

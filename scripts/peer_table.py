@@ -73,9 +73,10 @@ def _fmt(value: Any, key: str) -> str:
     return f"{value:.2f}"
 
 
-def table_lines(rows: list[dict[str, Any]], markdown: bool = False) -> list[str]:
-    """The comparison as a plain or markdown table: one line per dataset x model x measure."""
-    header = ["dataset", "model (ours vs RecBole)", "measure", "ours", "RecBole", "ratio (>1 = ours better)"]
+def table_lines(rows: list[dict[str, Any]], markdown: bool = False, peer: str = "RecBole") -> list[str]:
+    """The comparison as a plain or markdown table: one line per dataset x model x measure. The
+    peer's side is `row["recbole"]` whichever library `peer` names (RecTools rows use it too)."""
+    header = ["dataset", f"model (ours vs {peer})", "measure", "ours", peer, "ratio (>1 = ours better)"]
     body = []
     for row in rows:
         for label, key, _ in MEASURES:
