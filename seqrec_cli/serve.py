@@ -1,0 +1,87 @@
+"""`seqrec-serve`: a bundle (`bundle=DIR`) or a finished run (`run=DIR`, exported to a temporary
+bundle first) behind the HTTP API of `seqrec_cli.serving.app`, on 127.0.0.1 unless told otherwise.
+
+The bundle's checksums are verified before anything is served; a tampered or incomplete bundle is
+one sentence and exit 2. SIGHUP (or POST /admin/reload) reloads a bundle without dropping requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from seqrec_cli.config import to_typed
+from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.errors import UserError
+from seqrec_cli.serving.config import ServeAppConfig, register_serving_schemas, validate_serve
+
+log = logging.getLogger("seqrec_cli")
+
+register_serving_schemas()
+
+
+def serve(cfg: ServeAppConfig) -> None:
+    validate_serve(cfg)
+    try:
+        import uvicorn
+
+        from seqrec_cli.serving.app import Settings, create_app
+    except ImportError as exc:
+        raise UserError(f"seqrec-serve needs the serve extra ({exc.name} is missing): "
+                        "pip install 'seqrec-cli[serve]'.") from None
+    from seqrec_cli.serving.bundle import export_bundle
+    from seqrec_cli.serving.engine import open_bundle
+
+    scratch = None
+    try:
+        path = cfg.bundle
+        if cfg.run:
+            scratch = Path(tempfile.mkdtemp(prefix="seqrec-serve-"))
+            path = str(export_bundle(cfg.run, scratch / "bundle"))
+        bundle = open_bundle(path, cfg.threads)
+        settings = Settings(cfg.max_batch, cfg.max_wait_ms, cfg.threads, cfg.max_body_bytes,
+                            cfg.max_batch_requests, cfg.on_unknown, cfg.explain_top)
+        sock = _bind(cfg.host, cfg.port)
+        host, port = sock.getsockname()[:2]
+        log.info("Serving %s (%s, %d items, top-%d) on http://%s:%d", bundle.path, bundle.digest, bundle.n_items,
+                 bundle.k_max, host, port)
+        config = uvicorn.Config(create_app(bundle, settings), log_level=cfg.log_level, access_log=False,
+                                timeout_graceful_shutdown=5)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"Cannot listen on {host}:{port} ({exc.strerror}).") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="serve")
+def main(cfg: DictConfig) -> None:
+    try:
+        serve(to_typed(cfg, ServeAppConfig, "seqrec-serve", ("run", "bundle")))
+    except UserError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
