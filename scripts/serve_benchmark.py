@@ -48,7 +48,7 @@ end
 
 
 def add_serve(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, help="a finished run to export (e.g. a Beauty attention run)")
+    parser.add_argument("--run-dir", type=Path, help="a finished run to export (e.g. a Beauty attention run)")
     parser.add_argument("--bundle", type=Path, help="or an existing bundle")
     parser.add_argument("--connections", default="1,8,32,64")
     parser.add_argument("--duration", type=int, default=30, help="seconds per level")
@@ -59,16 +59,16 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    if not (args.run or args.bundle):
-        print("Give --run (a finished run) or --bundle.", file=sys.stderr)
+    if not (args.run_dir or args.bundle):
+        print("Give --run-dir (a finished run) or --bundle.", file=sys.stderr)
         return 2
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk).", file=sys.stderr)
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
-        path = args.bundle or export(args.run, scratch / "bundle")
-        results = {"forward": forward_latency(path, args.run, args.repeats), "load": []}
+        path = args.bundle or export(args.run_dir, scratch / "bundle")
+        results = {"forward": forward_latency(path, args.run_dir, args.repeats), "load": []}
         print_forward(results["forward"])
         results["load"] = load_test(path, args, scratch)
         print_load(results["load"])

@@ -155,3 +155,28 @@ def bundle_top_for_history(path: Path, ids: list[str], k: int = 10) -> list[str]
     rows = np.array([b.item_index[i] for i in ids], dtype=np.int64)
     out_rows, _ = b.run(pack([Query(history=rows, k=k, exclude=rows)], b))
     return [str(b.item_ids[r]) for r in out_rows[0, :k] if r > 0]
+
+
+FULL_DATA = {
+    "ml-100k": ["dataset=ml-100k", "dataset.path={data}/ml-100k"],
+    "beauty": ["dataset=amazon-beauty", "dataset.path={data}/amazon-beauty/Beauty.txt"],
+}
+FULL_ENCODERS = {"attention": ["encoder=attention"], "ligr": ["encoder=attention", "encoder.block=ligr"],
+                 "gru": ["encoder=gru"], "lstm": ["encoder=lstm"], "gru_attention": ["encoder=gru_attention"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encoder", list(FULL_ENCODERS))
+@pytest.mark.parametrize("dataset", list(FULL_DATA))
+def test_full_parity_on_1000_users_of_the_research_data(shared_data, tmp_path, dataset, encoder):
+    """One epoch (quality does not matter for parity), then 1,000 users' top-10 both ways."""
+    overrides = [o.format(data=shared_data) for o in FULL_DATA[dataset]] + FULL_ENCODERS[encoder]
+    result = run_cli([*overrides, "trainer.max_epochs=1", "trainer.progress=false", "model.max_len=50",
+                      "hydra.run.dir=run"], tmp_path, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = export_bundle(tmp_path / "run", tmp_path / "bundle")
+    users = [str(u) for u in open_bundle(path).histories.index][:1000]
+    eager, exported = eager_top(tmp_path / "run", users), bundle_top(path, users)
+    assert len(users) == min(1000, len(open_bundle(path).histories.index)) and set(eager) == set(users)
+    for user in users:
+        assert_same_top(*eager[user], *exported[user])
