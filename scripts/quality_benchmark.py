@@ -33,16 +33,41 @@ DATA_PATHS = {"amazon-beauty": "amazon-beauty/Beauty.txt", "ml-100k": "ml-100k",
 # are not comparable and are deliberately absent.
 PUBLISHED = {
     "amazon-beauty": [
-        {"model": "SASRec as usually reported (BCE, 1 negative)", "hr@10": 0.0605, "ndcg@10": 0.0318, "source": "eSASRec paper, Reported"},
+        {
+            "model": "SASRec as usually reported (BCE, 1 negative)",
+            "hr@10": 0.0605,
+            "ndcg@10": 0.0318,
+            "source": "eSASRec paper, Reported",
+        },
         {"model": "DuoRec", "hr@10": 0.0845, "ndcg@10": 0.0443, "source": "eSASRec paper"},
-        {"model": "SASRec + sampled softmax (256 negatives)", "hr@10": 0.0921, "ndcg@10": 0.0531, "source": "eSASRec paper, Calculated"},
+        {
+            "model": "SASRec + sampled softmax (256 negatives)",
+            "hr@10": 0.0921,
+            "ndcg@10": 0.0531,
+            "source": "eSASRec paper, Calculated",
+        },
         {"model": "eSASRec", "hr@10": 0.0928, "ndcg@10": 0.0523, "source": "eSASRec paper"},
     ],
     "ml-1m": [
-        {"model": "SASRec (BCE, 1 negative)", "hr@10": 0.2500, "ndcg@10": 0.1341, "source": "Klenitskiy & Vasilev, RecSys 2023"},
+        {
+            "model": "SASRec (BCE, 1 negative)",
+            "hr@10": 0.2500,
+            "ndcg@10": 0.1341,
+            "source": "Klenitskiy & Vasilev, RecSys 2023",
+        },
         {"model": "BERT4Rec", "hr@10": 0.2843, "ndcg@10": 0.1537, "source": "Klenitskiy & Vasilev, RecSys 2023"},
-        {"model": "SASRec+ (full cross-entropy)", "hr@10": 0.3152, "ndcg@10": 0.1821, "source": "Klenitskiy & Vasilev, RecSys 2023"},
-        {"model": "gSASRec (gBCE, 256 negatives)", "hr@10": 0.3003, "ndcg@10": 0.1726, "source": "Petrov & Macdonald, RecSys 2023"},
+        {
+            "model": "SASRec+ (full cross-entropy)",
+            "hr@10": 0.3152,
+            "ndcg@10": 0.1821,
+            "source": "Klenitskiy & Vasilev, RecSys 2023",
+        },
+        {
+            "model": "gSASRec (gBCE, 256 negatives)",
+            "hr@10": 0.3003,
+            "ndcg@10": 0.1726,
+            "source": "Petrov & Macdonald, RecSys 2023",
+        },
     ],
 }
 
@@ -56,15 +81,34 @@ class Row:
 
 # ML-100K: every encoder x {ce, sampled_softmax}, then each encoder option once (on the encoder
 # and loss it is most often paired with). One seed for all; settings shared by every row.
-ML100K_BASE = ["dataset=ml-100k", "model.embedding_dim=64", "model.max_len=50", "optimizer.lr=0.002",
-               "trainer.batch_size=32", "trainer.max_epochs=80", "trainer.patience=10", "trainer.seed=42"]
+ML100K_BASE = [
+    "dataset=ml-100k",
+    "model.embedding_dim=64",
+    "model.max_len=50",
+    "optimizer.lr=0.002",
+    "trainer.batch_size=32",
+    "trainer.max_epochs=80",
+    "trainer.patience=10",
+    "trainer.seed=42",
+]
 SUITES = {
     "ml-100k": [
-        *[Row(f"{enc} / {loss}", [*ML100K_BASE, f"encoder={enc}", f"loss={loss}"], "ml-100k")
-          for enc in ("attention", "gru", "lstm") for loss in ("ce", "sampled_softmax")],
+        *[
+            Row(f"{enc} / {loss}", [*ML100K_BASE, f"encoder={enc}", f"loss={loss}"], "ml-100k")
+            for enc in ("attention", "gru", "lstm")
+            for loss in ("ce", "sampled_softmax")
+        ],
         Row("gru_attention / ce", [*ML100K_BASE, "encoder=gru_attention", "loss=ce"], "ml-100k"),
-        Row("attention + time gaps / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "encoder.time_features=gap"], "ml-100k"),
-        Row("attention + user vectors / ce", [*ML100K_BASE, "encoder=attention", "loss=ce", "model.user_embedding=true"], "ml-100k"),
+        Row(
+            "attention + time gaps / ce",
+            [*ML100K_BASE, "encoder=attention", "loss=ce", "encoder.time_features=gap"],
+            "ml-100k",
+        ),
+        Row(
+            "attention + user vectors / ce",
+            [*ML100K_BASE, "encoder=attention", "loss=ce", "model.user_embedding=true"],
+            "ml-100k",
+        ),
     ],
     # Amazon Beauty: the presets holding the settings measured best here. The recurrent runs
     # stopped with patience 10 (their presets keep the published 50).
@@ -82,12 +126,25 @@ def add_quality(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--experiment", nargs="+", help="experiment= presets to run, e.g. sasrec_beauty")
     which.add_argument("--suite", choices=sorted(SUITES), help="a named table of runs (docs/RESULTS.md)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="overrides added to every run, e.g. trainer.patience=20")
-    parser.add_argument("--data-root", type=Path, default=SHARED_DATA,
-                        help="folder holding the research datasets (default ../shared/data)")
-    parser.add_argument("--runs-dir", type=Path, default=REPO / "outputs" / "quality",
-                        help="one run folder per row; finished rows are reused, interrupted ones resumed")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides added to every run, e.g. trainer.patience=20",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=SHARED_DATA,
+        help="folder holding the research datasets (default ../shared/data)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=REPO / "outputs" / "quality",
+        help="one run folder per row; finished rows are reused, interrupted ones resumed",
+    )
     parser.add_argument("--threads", type=int, default=None, help="trainer.num_threads for every run")
     parser.add_argument("--only", nargs="*", default=None, help="run only the rows whose label contains one of these")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
@@ -129,9 +186,17 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
         resume = [f"trainer.resume={run_dir}"] if (run_dir / "checkpoints" / "last.pt").is_file() else []
         print(f"[{row.label}] seqrec-train {shlex.join(overrides)}" + ("  (resuming)" if resume else ""), flush=True)
         done = subprocess.run(
-            [sys.executable, "-m", "seqrec_cli.train", *overrides, *resume, "trainer.progress=false",
-             f"hydra.run.dir={run_dir}"],
-            cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "seqrec_cli.train",
+                *overrides,
+                *resume,
+                "trainer.progress=false",
+                f"hydra.run.dir={run_dir}",
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if done.returncode != 0:
             raise SystemExit(f"[{row.label}] seqrec-train failed with exit code {done.returncode}")
@@ -169,8 +234,12 @@ def _recorded_overrides(run_dir: Path) -> list[str]:
     if not path.is_file():
         return []
     recorded = [str(o) for o in OmegaConf.load(path) if not str(o).startswith(_BOOKKEEPING)]
-    return [f"dataset.path={_shown_path(Path(o.split('=', 1)[1]))}"
-            if o.startswith("dataset.path=") and Path(o.split("=", 1)[1]).is_absolute() else o for o in recorded]
+    return [
+        f"dataset.path={_shown_path(Path(o.split('=', 1)[1]))}"
+        if o.startswith("dataset.path=") and Path(o.split("=", 1)[1]).is_absolute()
+        else o
+        for o in recorded
+    ]
 
 
 def _shown_path(path: Path) -> str:
@@ -192,7 +261,8 @@ def _seed(run_dir: Path) -> int:
 
 def markdown_table(results: list[dict]) -> str:
     lines = [
-        "| run | test HR@10 | test NDCG@10 | test MRR | popularity NDCG@10 | × popularity | best epoch | minutes | command |",
+        "| run | test HR@10 | test NDCG@10 | test MRR | popularity NDCG@10 | × popularity | best epoch | minutes "
+        "| command |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -204,9 +274,16 @@ def markdown_table(results: list[dict]) -> str:
         )
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         if dataset in PUBLISHED:
-            lines += ["", f"Published on {dataset} (full ranking, leave-one-out):", "",
-                      "| model | HR@10 | NDCG@10 | source |", "|---|---|---|---|"]
-            lines += [f"| {p['model']} | {p['hr@10']:.4f} | {p['ndcg@10']:.4f} | {p['source']} |" for p in PUBLISHED[dataset]]
+            lines += [
+                "",
+                f"Published on {dataset} (full ranking, leave-one-out):",
+                "",
+                "| model | HR@10 | NDCG@10 | source |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {p['model']} | {p['hr@10']:.4f} | {p['ndcg@10']:.4f} | {p['source']} |" for p in PUBLISHED[dataset]
+            ]
     return "\n".join(lines)
 
 
@@ -217,7 +294,7 @@ def write_section(path: Path, key: str, body: str) -> None:
     text = path.read_text() if path.is_file() else ""
     section = f"{start}\n{body}\n{end}"
     if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
     tmp = path.with_name(path.name + ".tmp")
@@ -232,15 +309,26 @@ def run_quality(args: argparse.Namespace) -> int:
     for row in rows:
         path = DATA_PATHS.get(row.dataset)
         if path and not (args.data_root / path).exists() and "dataset.path=" not in " ".join(args.set):
-            print(f"{row.dataset} is not at {args.data_root / path}: pass --data-root or --set dataset.path=...", file=sys.stderr)
+            print(
+                f"{row.dataset} is not at {args.data_root / path}: pass --data-root or --set dataset.path=...",
+                file=sys.stderr,
+            )
             return 2
     results = [run_row(row, args) for row in rows]
     table = markdown_table(results)
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"rows": results, "published": {d: PUBLISHED[d] for d in
-                                        {r["dataset"] for r in results} if d in PUBLISHED}}, indent=2) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "rows": results,
+                    "published": {d: PUBLISHED[d] for d in {r["dataset"] for r in results} if d in PUBLISHED},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     if args.markdown:
         write_section(args.markdown, args.suite or "+".join(args.experiment), table)
     return 0

@@ -34,11 +34,13 @@ def peak_rss_kb() -> int:
 
 def timed(store: list, method):
     """Wrap a bound Trainer method so every call's wall time is appended to `store`."""
+
     def wrapper(*args, **kwargs):
         started = time.perf_counter()
         result = method(*args, **kwargs)
         store.append(time.perf_counter() - started)
         return result
+
     return wrapper
 
 

@@ -16,7 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seqrec_cli.config_checks import (  # noqa: F401  (re-exported)
-    dataset_has_times, metric_names, require, require_choice, validate, validate_dataset,
+    dataset_has_times,
+    metric_names,
+    require,
+    require_choice,
+    validate,
+    validate_dataset,
 )
 from seqrec_cli.config_schema import *  # noqa: F401,F403  (re-exported)
 from seqrec_cli.config_schema import TrainConfig
@@ -30,8 +35,14 @@ def register_schemas() -> None:
 
 
 # Settings naming a file or folder the user gave: relative to where the command was typed.
-TRAIN_PATH_KEYS = ("dataset.path", "dataset.data_dir", "dataset.cache_dir", "trainer.resume", "trainer.init_from",
-                   "logger.log_dir")
+TRAIN_PATH_KEYS = (
+    "dataset.path",
+    "dataset.data_dir",
+    "dataset.cache_dir",
+    "trainer.resume",
+    "trainer.init_from",
+    "logger.log_dir",
+)
 
 
 def to_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
@@ -98,7 +109,9 @@ def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
     for key, value in node.items():
         if key not in fields:
             unknown.append(prefix + str(key))
-        elif isinstance(value, dict) and dataclasses.is_dataclass(fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None):
+        elif isinstance(value, dict) and dataclasses.is_dataclass(
+            fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        ):
             unknown += _unknown_keys(value, fields[key].default_factory, f"{prefix}{key}.")
     return unknown
 
@@ -114,5 +127,3 @@ def flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-

@@ -13,9 +13,23 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, List, Optional, Union
 
 from seqrec_cli.config_schema import (
-    ATTENTION_BLOCKS, BAD_LINES, DATA_SOURCES, DEDUP, ENCODERS, ID_TYPES, LOGGERS, LOSSES, MOVIELENS, NEGATIVE_SAMPLING,
-    OPTIMIZERS, SCHEDULERS,
-    SPLITS, TABLE_FORMATS, TIME_FEATURES, DatasetConfig, TrainConfig,
+    ATTENTION_BLOCKS,
+    BAD_LINES,
+    DATA_SOURCES,
+    DEDUP,
+    ENCODERS,
+    ID_TYPES,
+    LOGGERS,
+    LOSSES,
+    MOVIELENS,
+    NEGATIVE_SAMPLING,
+    OPTIMIZERS,
+    SCHEDULERS,
+    SPLITS,
+    TABLE_FORMATS,
+    TIME_FEATURES,
+    DatasetConfig,
+    TrainConfig,
 )
 from seqrec_cli.errors import UserError
 
@@ -43,12 +57,16 @@ def validate(cfg: TrainConfig) -> None:
     require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
     require(s.min_length >= 3, "dataset.synthetic.min_length", s.min_length, "an integer >= 3")
     require(
-        s.mean_length >= s.min_length, "dataset.synthetic.mean_length", s.mean_length,
+        s.mean_length >= s.min_length,
+        "dataset.synthetic.mean_length",
+        s.mean_length,
         f"an integer >= dataset.synthetic.min_length ({s.min_length})",
     )
     require(
-        0.0 <= s.sequential_strength <= 1.0, "dataset.synthetic.sequential_strength",
-        s.sequential_strength, "a number in [0, 1]",
+        0.0 <= s.sequential_strength <= 1.0,
+        "dataset.synthetic.sequential_strength",
+        s.sequential_strength,
+        "a number in [0, 1]",
     )
     require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "an integer > 0")
     require(m.max_len > 0, "model.max_len", m.max_len, "an integer > 0")
@@ -58,23 +76,31 @@ def validate(cfg: TrainConfig) -> None:
     require(e.num_heads > 0, "encoder.num_heads", e.num_heads, "an integer > 0")
     if e.name == "attention":
         require(
-            m.embedding_dim % e.num_heads == 0, "encoder.num_heads", e.num_heads,
+            m.embedding_dim % e.num_heads == 0,
+            "encoder.num_heads",
+            e.num_heads,
             f"a divisor of model.embedding_dim ({m.embedding_dim})",
         )
     require_choice("encoder.block", e.block, ATTENTION_BLOCKS)
     if e.block != "sasrec":
-        require(e.name == "attention", "encoder.block", e.block, f"sasrec: encoder={e.name} has no attention blocks to swap")
+        require(
+            e.name == "attention", "encoder.block", e.block, f"sasrec: encoder={e.name} has no attention blocks to swap"
+        )
         require(e.pre_norm, "encoder.pre_norm", e.pre_norm, f"true: the {e.block} block is pre-LN only")
     if e.name == "gru_attention":
         hidden = e.hidden_size or m.embedding_dim
         require(
-            hidden % e.num_heads == 0, "encoder.num_heads", e.num_heads,
+            hidden % e.num_heads == 0,
+            "encoder.num_heads",
+            e.num_heads,
             f"a divisor of the recurrent state size ({hidden})",
         )
     require_choice("encoder.time_features", e.time_features, TIME_FEATURES)
     if e.time_features == "gap":
         require(
-            dataset_has_times(cfg.dataset), "encoder.time_features", e.time_features,
+            dataset_has_times(cfg.dataset),
+            "encoder.time_features",
+            e.time_features,
             "none: time-gap features need timestamps (dataset.time_col), and this dataset has none",
         )
     for key in ("hidden_size", "ffn_size"):
@@ -90,7 +116,9 @@ def validate(cfg: TrainConfig) -> None:
     require(o.lr > 0 and math.isfinite(o.lr), "optimizer.lr", o.lr, "a finite number > 0")
     require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
     require(
-        len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optimizer.betas", o.betas,
+        len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas),
+        "optimizer.betas",
+        o.betas,
         "two numbers in [0, 1)",
     )
     require(o.momentum >= 0, "optimizer.momentum", o.momentum, "a number >= 0")
@@ -101,16 +129,18 @@ def validate(cfg: TrainConfig) -> None:
     require(t.eval_batch_size > 0, "trainer.eval_batch_size", t.eval_batch_size, "an integer > 0")
     require(t.profile_steps >= 0, "trainer.profile_steps", t.profile_steps, "an integer >= 0")
     require(
-        t.num_threads is None or t.num_threads > 0, "trainer.num_threads", t.num_threads,
+        t.num_threads is None or t.num_threads > 0,
+        "trainer.num_threads",
+        t.num_threads,
         "null or an integer > 0",
     )
     require(
-        t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm",
-        t.grad_clip_norm, "null or a number > 0",
+        t.grad_clip_norm is None or t.grad_clip_norm > 0,
+        "trainer.grad_clip_norm",
+        t.grad_clip_norm,
+        "null or a number > 0",
     )
-    device_ok = t.device in ("auto", "cpu", "cuda", "mps") or (
-        t.device.startswith("cuda:") and t.device[5:].isdigit()
-    )
+    device_ok = t.device in ("auto", "cpu", "cuda", "mps") or (t.device.startswith("cuda:") and t.device[5:].isdigit())
     require(device_ok, "trainer.device", t.device, "one of auto, cpu, cuda, cuda:N, mps")
     require(len(ev.ks) > 0 and all(k > 0 for k in ev.ks), "eval.ks", ev.ks, "a list of integers > 0")
     allowed = metric_names(ev.ks)
@@ -129,7 +159,9 @@ def validate_schedule(cfg: TrainConfig) -> None:
     require(sc.warmup_steps >= 0, "scheduler.warmup_steps", sc.warmup_steps, "an integer >= 0")
     require(sc.warmup_epochs >= 0, "scheduler.warmup_epochs", sc.warmup_epochs, "a number >= 0")
     require(
-        not (sc.warmup_steps and sc.warmup_epochs), "scheduler.warmup_epochs", sc.warmup_epochs,
+        not (sc.warmup_steps and sc.warmup_epochs),
+        "scheduler.warmup_epochs",
+        sc.warmup_epochs,
         f"0 when scheduler.warmup_steps is set ({sc.warmup_steps}): give the warmup one way",
     )
     require(0.0 <= sc.min_lr_ratio <= 1.0, "scheduler.min_lr_ratio", sc.min_lr_ratio, "a number in [0, 1]")
@@ -137,14 +169,23 @@ def validate_schedule(cfg: TrainConfig) -> None:
     require(sc.step_epochs > 0, "scheduler.step_epochs", sc.step_epochs, "an integer > 0")
     require(sc.plateau_patience > 0, "scheduler.plateau_patience", sc.plateau_patience, "an integer > 0")
     require(t.min_delta >= 0, "trainer.min_delta", t.min_delta, "a number >= 0")
-    require(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", t.accumulate_grad_batches,
-            "an integer > 0")
+    require(
+        t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer > 0"
+    )
     require(t.save_top_k >= 0, "trainer.save_top_k", t.save_top_k, "an integer >= 0")
-    require(t.limit_batches is None or t.limit_batches > 0, "trainer.limit_batches", t.limit_batches,
-            "null or an integer > 0")
+    require(
+        t.limit_batches is None or t.limit_batches > 0,
+        "trainer.limit_batches",
+        t.limit_batches,
+        "null or an integer > 0",
+    )
     require(t.overfit_batches >= 0, "trainer.overfit_batches", t.overfit_batches, "an integer >= 0")
-    require(not (t.overfit_batches and t.distributed), "trainer.overfit_batches", t.overfit_batches,
-            "0 under trainer.distributed=true")
+    require(
+        not (t.overfit_batches and t.distributed),
+        "trainer.overfit_batches",
+        t.overfit_batches,
+        "0 under trainer.distributed=true",
+    )
 
 
 def validate_dataset(d: DatasetConfig) -> None:
@@ -162,25 +203,33 @@ def validate_dataset(d: DatasetConfig) -> None:
     require(len(d.sep) > 0, "dataset.sep", d.sep, "a non-empty separator")
     if d.min_rating is not None and d.source in ("csv", "atomic"):
         require(
-            bool(d.rating_col), "dataset.rating_col", d.rating_col,
+            bool(d.rating_col),
+            "dataset.rating_col",
+            d.rating_col,
             "the column holding ratings, since dataset.min_rating is set",
         )
     if d.min_rating is not None:
         require(
-            d.source not in ("sequences", "pairs", "synthetic"), "dataset.min_rating", d.min_rating,
+            d.source not in ("sequences", "pairs", "synthetic"),
+            "dataset.min_rating",
+            d.min_rating,
             f"null: dataset.source={d.source} has no ratings",
         )
     require(d.min_user_count >= 1, "dataset.min_user_count", d.min_user_count, "an integer >= 1")
     require(d.min_item_count >= 1, "dataset.min_item_count", d.min_item_count, "an integer >= 1")
     require(
-        d.max_history is None or d.max_history >= 1, "dataset.max_history", d.max_history,
+        d.max_history is None or d.max_history >= 1,
+        "dataset.max_history",
+        d.max_history,
         "null or an integer >= 1",
     )
     if d.sha256 is not None:
         digest = d.sha256.strip().lower()
         require(
-            len(digest) == 64 and all(c in "0123456789abcdef" for c in digest), "dataset.sha256",
-            d.sha256, "null or 64 hexadecimal digits",
+            len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
+            "dataset.sha256",
+            d.sha256,
+            "null or 64 hexadecimal digits",
         )
     sp = d.split
     require_choice("dataset.split.kind", sp.kind, SPLITS)
@@ -190,16 +239,22 @@ def validate_dataset(d: DatasetConfig) -> None:
             require(0.0 < value < 1.0, f"dataset.split.{key}", value, "a number strictly between 0 and 1")
         if sp.valid_time is None and sp.test_time is None:
             require(
-                sp.valid_quantile < sp.test_quantile, "dataset.split.valid_quantile", sp.valid_quantile,
+                sp.valid_quantile < sp.test_quantile,
+                "dataset.split.valid_quantile",
+                sp.valid_quantile,
                 f"a number below dataset.split.test_quantile ({sp.test_quantile})",
             )
         if sp.valid_time is not None and sp.test_time is not None:
             require(
-                sp.valid_time < sp.test_time, "dataset.split.valid_time", sp.valid_time,
+                sp.valid_time < sp.test_time,
+                "dataset.split.valid_time",
+                sp.valid_time,
                 f"a time before dataset.split.test_time ({sp.test_time})",
             )
         require(
-            dataset_has_times(d), "dataset.split.kind", sp.kind,
+            dataset_has_times(d),
+            "dataset.split.kind",
+            sp.kind,
             "leave_one_out: a temporal split needs timestamps (dataset.time_col), and this dataset has none",
         )
 
@@ -236,16 +291,28 @@ def validate_time_window(d: DatasetConfig) -> None:
         if value is None:
             continue
         bound = time_bound(value, d.time_format)
-        require(bound is not None, f"dataset.{key}", value,
-                "a number in the time column's units or a date such as 2020-01-31 (or in dataset.time_format)")
+        require(
+            bound is not None,
+            f"dataset.{key}",
+            value,
+            "a number in the time column's units or a date such as 2020-01-31 (or in dataset.time_format)",
+        )
         bounds[key] = bound
     if bounds:
-        require(dataset_has_times(d), f"dataset.{next(iter(bounds))}", getattr(d, next(iter(bounds))),
-                "null: a time window needs timestamps (dataset.time_col), and this dataset has none")
+        require(
+            dataset_has_times(d),
+            f"dataset.{next(iter(bounds))}",
+            getattr(d, next(iter(bounds))),
+            "null: a time window needs timestamps (dataset.time_col), and this dataset has none",
+        )
     if len(bounds) == 2:
         low, high = bounds["min_time"], bounds["max_time"]
-        require(isinstance(low, datetime) == isinstance(high, datetime), "dataset.max_time", d.max_time,
-                f"a bound of the same kind as dataset.min_time={d.min_time!r} (both numbers or both dates)")
+        require(
+            isinstance(low, datetime) == isinstance(high, datetime),
+            "dataset.max_time",
+            d.max_time,
+            f"a bound of the same kind as dataset.min_time={d.min_time!r} (both numbers or both dates)",
+        )
         require(low <= high, "dataset.min_time", d.min_time, f"a time at or before dataset.max_time ({d.max_time})")
 
 

@@ -39,8 +39,9 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
     dataset = None
     if cfg.data.path:
         d = cfg.data
-        dataset = other_dataset(train_cfg.dataset, d.path, user_col=d.user_col, item_col=d.item_col,
-                                time_col=d.time_col, sep=d.sep)
+        dataset = other_dataset(
+            train_cfg.dataset, d.path, user_col=d.user_col, item_col=d.item_col, time_col=d.time_col, sep=d.sep
+        )
     splits, summary = load_splits(run, dataset)
     split = getattr(splits, cfg.split)
     if len(split) == 0:

@@ -77,7 +77,9 @@ def top_k(
                     hidden = model.last_hidden(x, n, g, u)
                 scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
             if exclude is not None:
-                rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(np.int64)
+                rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
+                    np.int64
+                )
                 cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
                 scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
             # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
@@ -89,4 +91,3 @@ def top_k(
     finally:
         model.train(was_training)
     return TopK(out_items, out_scores)
-

@@ -33,7 +33,9 @@ class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+    def forward(
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
         n = hidden.shape[0]
         needs_grad = hidden.requires_grad or weight.requires_grad
         grad_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if needs_grad else None

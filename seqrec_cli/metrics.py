@@ -31,13 +31,17 @@ def target_ranks(
     """
     target_scores = scores.gather(1, targets[:, None])
     if history_rows is not None and len(history_rows):
-        scores.index_put_((history_rows, history_cols), torch.tensor(float("-inf"), device=scores.device, dtype=scores.dtype))
+        scores.index_put_(
+            (history_rows, history_cols), torch.tensor(float("-inf"), device=scores.device, dtype=scores.dtype)
+        )
         scores.scatter_(1, targets[:, None], target_scores)
     # Comparisons are written into a float buffer and summed: a CPU reduction over a bool tensor
     # is several times slower (1,024 x 12,101 scores, one core: 0.17 s -> 0.05 s per batch with
     # the tie pass below). Sums of 0/1 are exact in float32 up to 2**24 columns.
     if buffer is None or scores.shape[1] >= 2**24:
-        buffer = torch.empty(scores.shape, dtype=torch.float32 if scores.shape[1] < 2**24 else torch.float64, device=scores.device)
+        buffer = torch.empty(
+            scores.shape, dtype=torch.float32 if scores.shape[1] < 2**24 else torch.float64, device=scores.device
+        )
     ranks = torch.gt(scores, target_scores, out=buffer).sum(1).long()
     ties = torch.eq(scores, target_scores, out=buffer).sum(1)
     tied = torch.nonzero(ties > 1).flatten()  # rows where another item equals the target's score

@@ -55,8 +55,14 @@ KEY_PARAMS = [
     ("trainer.batch_size", "batch"),
 ]
 # Settings that never explain a difference in results.
-IGNORED_PARAMS = ("trainer.resume", "trainer.progress", "trainer.num_threads", "dataset.cache_dir",
-                  "dataset.use_cache", "logger.")
+IGNORED_PARAMS = (
+    "trainer.resume",
+    "trainer.progress",
+    "trainer.num_threads",
+    "dataset.cache_dir",
+    "dataset.use_cache",
+    "logger.",
+)
 ALWAYS_SHOWN = ["encoder.name", "loss.name"]
 TABLE_METRICS = ["valid/ndcg@10", "test/ndcg@10", "test/hr@10", "test/mrr"]
 
@@ -88,9 +94,7 @@ def is_run_dir(path: Path) -> bool:
 
 def is_rejected_run(path: Path) -> bool:
     """A run directory Hydra (or seqrec-train) made for a run stopped before training started."""
-    return not is_run_dir(path) and any(
-        (path / name).exists() for name in (".hydra", "error.json", "train.log")
-    )
+    return not is_run_dir(path) and any((path / name).exists() for name in (".hydra", "error.json", "train.log"))
 
 
 def find_runs(roots: Sequence[Path]) -> list[Path]:
@@ -109,8 +113,12 @@ def find_runs(roots: Sequence[Path]) -> list[Path]:
             else:
                 subdirs[:] = [d for d in subdirs if not d.startswith(".")]
     if rejected:
-        log.info("Skipped %d folder%s where no training started (rejected before the first epoch): %s",
-                 len(rejected), "s" if len(rejected) > 1 else "", ", ".join(map(str, rejected)))
+        log.info(
+            "Skipped %d folder%s where no training started (rejected before the first epoch): %s",
+            len(rejected),
+            "s" if len(rejected) > 1 else "",
+            ", ".join(map(str, rejected)),
+        )
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return sorted(unique, key=lambda p: _natural_key(str(p)))
 
@@ -159,8 +167,10 @@ def varying_params(runs: Sequence[RunRecord]) -> list[str]:
         keys += [k for k in run.params if k not in keys]
     shown = {k for k, _ in KEY_PARAMS} | {"tags"}  # tags have their own column
     return [
-        k for k in keys
-        if k not in shown and not k.startswith(IGNORED_PARAMS)
+        k
+        for k in keys
+        if k not in shown
+        and not k.startswith(IGNORED_PARAMS)
         and len({json.dumps(r.params.get(k), sort_keys=True, default=str) for r in runs}) > 1
     ]
 
@@ -201,8 +211,11 @@ def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], widt
     candidates = [k for k, _ in KEY_PARAMS if k not in ALWAYS_SHOWN] + varying_params(runs)
     distinct = {k: {json.dumps(r.get(k), default=str) for r in rows} for k in candidates}
     varying = [k for k in candidates if len(distinct[k]) > 1]
-    shared = [f"{titles.get(k, k)}={_cell(rows[0].get(k))}" for k in candidates
-              if len(distinct[k]) == 1 and rows[0].get(k) is not None]
+    shared = [
+        f"{titles.get(k, k)}={_cell(rows[0].get(k))}"
+        for k in candidates
+        if len(distinct[k]) == 1 and rows[0].get(k) is not None
+    ]
     prefix = _common_folder([r["run"] for r in rows])
     columns = _columns(rows, varying, titles, len(prefix) + 1 if prefix else 0)
     # Most telling first: what tells the runs apart, then what describes them, then bookkeeping.
@@ -211,8 +224,9 @@ def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], widt
     kept = _fit(columns, optional, width) if width else set(columns)
     # A column every run shares moves to the caption rather than vanishing.
     shared[:0] = [f"{titles[k]}={_cell(rows[0].get(k))}" for k in same if k not in kept]
-    left_out = [columns[k].title.replace("\n", " ") for k in optional
-                if k in columns and k not in kept and k not in same]
+    left_out = [
+        columns[k].title.replace("\n", " ") for k in optional if k in columns and k not in kept and k not in same
+    ]
     notes = [f"runs in {prefix}/"] if prefix else []
     notes += ["all runs: " + ", ".join(shared)] if shared else []
     if left_out:
@@ -246,6 +260,7 @@ def _columns(
 ) -> dict[str, _Column]:
     """Every column the table could show, in display order, keyed by its row key; run labels lose
     their first `strip` characters (the folder they share)."""
+
     def setting_title(key: str) -> str:
         return titles.get(key) or "\n".join(key.rsplit(".", 1))  # long dotted keys wrap at the last dot
 
@@ -279,8 +294,13 @@ def _natural_width(columns: Sequence[_Column]) -> int:
 
 
 def _table(n_runs: int, columns: Sequence[_Column], caption: Optional[str]) -> Table:
-    table = Table(title=f"{n_runs} run{'s' if n_runs != 1 else ''}", box=box.SIMPLE_HEAD, show_edge=False,
-                  caption=caption, caption_justify="left")
+    table = Table(
+        title=f"{n_runs} run{'s' if n_runs != 1 else ''}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        caption=caption,
+        caption_justify="left",
+    )
     for column in columns:
         table.add_column(column.title, justify=column.justify, overflow="fold")
     for i in range(n_runs):

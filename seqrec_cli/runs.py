@@ -92,8 +92,9 @@ def side_inputs_for(run: TrainedRun, data: Interactions) -> SideInputs:
     rows = None
     if run.user_ids is not None:
         index = IdIndex(run.user_ids)
-        rows = np.array([(index.get(u) + 1) if index.get(u) is not None else 0 for u in data.user_ids.tolist()],
-                        dtype=np.int64)
+        rows = np.array(
+            [(index.get(u) + 1) if index.get(u) is not None else 0 for u in data.user_ids.tolist()], dtype=np.int64
+        )
     return SideInputs(gaps=gap_buckets(data) if run.model.uses_time_gaps else None, user_rows=rows)
 
 
@@ -129,7 +130,9 @@ def other_dataset(cfg: DatasetConfig, path: str, **reader: Optional[str]) -> Dat
     if not Path(path).expanduser().is_file():
         raise UserError(f"Dataset file not found: {path}.")
     changes = {k: v for k, v in reader.items() if v is not None}
-    return replace(cfg, source="csv", path=str(Path(path).expanduser()), name=f"{cfg.name}-{Path(path).stem}", **changes)
+    return replace(
+        cfg, source="csv", path=str(Path(path).expanduser()), name=f"{cfg.name}-{Path(path).stem}", **changes
+    )
 
 
 def load_splits(run: TrainedRun, dataset: Optional[DatasetConfig] = None) -> tuple[SequenceSplits, dict[str, Any]]:
@@ -154,8 +157,13 @@ def load_splits(run: TrainedRun, dataset: Optional[DatasetConfig] = None) -> tup
     if dataset is None:
         log.warning("The run's dataset has changed since training; items are matched by their original ids.")
     new_splits = leave_one_out(aligned)
-    summary = {**summary, "items": aligned.n_items, "interactions": aligned.n_interactions,
-               "unknown_item_events": dropped, "split": {"kind": "leave_one_out", **new_splits.summary()}}
+    summary = {
+        **summary,
+        "items": aligned.n_items,
+        "interactions": aligned.n_interactions,
+        "unknown_item_events": dropped,
+        "split": {"kind": "leave_one_out", **new_splits.summary()},
+    }
     return new_splits, summary
 
 

@@ -30,7 +30,9 @@ def select_device(name: str, key: str = "trainer.device") -> torch.device:
             raise UserError(f"{key}={name} was asked for, but PyTorch sees no CUDA GPU: use {key}=auto or cpu.")
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise UserError(f"{key}={name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
+            raise UserError(
+                f"{key}={name} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError(f"{key}=mps was asked for, but MPS is not available here: use {key}=auto or cpu.")
     return torch.device(name)

@@ -23,7 +23,9 @@ from seqrec_cli.config import LossConfig
 SampledLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def sampled_softmax_from_scores(pos: torch.Tensor, neg: torch.Tensor, hit: torch.Tensor, log_q_pos: torch.Tensor, log_q_neg: torch.Tensor) -> torch.Tensor:
+def sampled_softmax_from_scores(
+    pos: torch.Tensor, neg: torch.Tensor, hit: torch.Tensor, log_q_pos: torch.Tensor, log_q_neg: torch.Tensor
+) -> torch.Tensor:
     """Mean over rows of -log softmax([pos - logQ(pos), neg - logQ(neg)])[0]; `hit` masks negatives
     equal to the row's positive. pos [n], neg [n, k], hit [n, k] bool, log_q_* broadcastable."""
     logits = torch.cat([(pos - log_q_pos)[:, None], neg - log_q_neg], dim=1).float()
@@ -64,7 +66,9 @@ def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray) -> torch.Ten
     return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
 
 
-def build_sampled_loss(cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None) -> SampledLoss:
+def build_sampled_loss(
+    cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None
+) -> SampledLoss:
     """The configured sampled loss; negatives come from `sampling_distribution`."""
     probs_cpu = sampling_distribution(cfg, item_counts)
     n_items, k = len(probs_cpu), cfg.n_negatives

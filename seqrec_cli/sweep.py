@@ -51,8 +51,11 @@ def reuse_job_dir(cfg: DictConfig, typed: Any, run_dir: Path) -> Optional[float]
         except (OSError, ValueError, KeyError, TypeError):
             objective = None  # unreadable: train it again
         if objective is not None:
-            log.info("Job %s already finished with these settings (objective %.4f): not trained again.",
-                     run_dir.name, objective)
+            log.info(
+                "Job %s already finished with these settings (objective %.4f): not trained again.",
+                run_dir.name,
+                objective,
+            )
             return objective
     if (run_dir / "checkpoints" / "last.pt").is_file() and not typed.trainer.resume:
         log.info("Job %s was interrupted: resuming it from %s.", run_dir.name, run_dir / "checkpoints" / "last.pt")
@@ -63,6 +66,7 @@ def reuse_job_dir(cfg: DictConfig, typed: Any, run_dir: Path) -> Optional[float]
 
 def _same_job(recorded: DictConfig, cfg: DictConfig) -> bool:
     """Equal composed configs (interpolations unresolved), less the settings of one attempt."""
+
     def plain(node: DictConfig) -> dict:
         out = OmegaConf.to_container(node, resolve=False)
         out.pop("hydra", None)
@@ -87,15 +91,22 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
         metrics_file, error_file = job_dir / "metrics.json", job_dir / "error.json"
         if metrics_file.is_file():
             metrics = json.loads(metrics_file.read_text())
-            row.update(status="ok", monitor=metrics["monitor"], objective=metrics["objective"],
-                       best_epoch=metrics["best_epoch"])
+            row.update(
+                status="ok",
+                monitor=metrics["monitor"],
+                objective=metrics["objective"],
+                best_epoch=metrics["best_epoch"],
+            )
             for split in ("valid", "test"):
                 row.update({f"{split}/{k}": metrics[split].get(k) for k in SHOWN_METRICS})
             row["seconds"] = metrics.get("total_seconds")
             row["error"] = ""
         else:
-            error = (json.loads(error_file.read_text())["error"] if error_file.is_file()
-                     else "no metrics.json (job did not finish)")
+            error = (
+                json.loads(error_file.read_text())["error"]
+                if error_file.is_file()
+                else "no metrics.json (job did not finish)"
+            )
             row.update(status="failed", error=error)
         rows.append(row)
     return rows
@@ -118,6 +129,7 @@ def _job_sort_key(job_dir: Path, root: Path) -> tuple:
 
 def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished jobs by objective (best first, NaN last), failed jobs after them; marks the best."""
+
     def key(row: dict[str, Any]) -> tuple:
         value = row.get("objective")
         finite = isinstance(value, (int, float)) and value == value
@@ -150,8 +162,13 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     for row, overrides in zip(rows, split):
         varying = " ".join(o for o in overrides if o not in common)
         if row["status"] == "ok":
-            cells = [_fmt(row.get("best_epoch")), _fmt(row.get("objective")), _fmt(row.get("test/ndcg@10")),
-                     _fmt(row.get("test/hr@10")), _fmt(row.get("seconds"), 1)]
+            cells = [
+                _fmt(row.get("best_epoch")),
+                _fmt(row.get("objective")),
+                _fmt(row.get("test/ndcg@10")),
+                _fmt(row.get("test/hr@10")),
+                _fmt(row.get("seconds"), 1),
+            ]
         else:
             cells = ["-"] * 5
         table.add_row("★" if row.get("best") else "", row["job"], varying, row["status"], *cells)

@@ -201,8 +201,10 @@ class MlflowTracker:
                 tags = {"seqrec.run_dir": str(run_dir.resolve()), **mlflow_tags(config.get("tags") or [])}
                 run = self.client.create_run(experiment_id, run_name=run_name(run_dir), tags=tags)
                 self.run_id = run.info.run_id
-                params = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
-                          for k, v in flat_dict(config).items()]
+                params = [
+                    Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+                    for k, v in flat_dict(config).items()
+                ]
                 for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
                     self.client.log_batch(self.run_id, params=params[start : start + 100])
         except MlflowException as exc:
@@ -267,7 +269,7 @@ def artifact_location(uri: str) -> Optional[str]:
     would be `./mlruns` under whatever folder the command ran in. Servers choose their own."""
     if not uri.startswith("sqlite:///"):
         return None
-    return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlartifacts").as_uri()
+    return (Path(uri[len("sqlite:///") :]).expanduser().resolve().parent / "mlartifacts").as_uri()
 
 
 def mlflow_key(name: str) -> str:

@@ -98,7 +98,8 @@ def _tracked(cfg: TrainConfig, run_dir: Path, prepared: Prepared) -> dict[str, A
     """Train and test, with the configured experiment tracker fed along the way (rank 0 only)."""
     tracker = (
         tracking.open_tracker(cfg.logger, run_dir, asdict(cfg), resumed=prepared.ctx.resume is not None)
-        if prepared.ctx.dist_info.is_main else None
+        if prepared.ctx.dist_info.is_main
+        else None
     )
     try:
         metrics = _train_and_test(cfg, prepared, tracker.log_epoch if tracker else None)
@@ -126,7 +127,10 @@ def _prepare(
     splits, summary = data_module.load(cfg.dataset)
     log.info(
         "Data: %d users, %d items, %d interactions (%d users too short to evaluate, trained on only)",
-        summary["users"], summary["items"], summary["interactions"], summary["split"]["train_only_users"],
+        summary["users"],
+        summary["items"],
+        summary["interactions"],
+        summary["split"]["train_only_users"],
     )
     if len(splits.valid) == 0:
         raise UserError(
@@ -151,8 +155,12 @@ def _prepare(
         checkpoint.check_resume(resume_from, resume, asdict(cfg), asdict(TrainConfig()), fingerprint, shapes)
     n_params = models.count_parameters(model)
     log.info(
-        "Model: %s encoder, %d parameters, on %s (%d CPU threads%s)", cfg.encoder.name, n_params, device,
-        torch.get_num_threads(), f", {dist_info.world_size} processes" if dist_info.enabled else "",
+        "Model: %s encoder, %d parameters, on %s (%d CPU threads%s)",
+        cfg.encoder.name,
+        n_params,
+        device,
+        torch.get_num_threads(),
+        f", {dist_info.world_size} processes" if dist_info.enabled else "",
     )
     ctx = FitContext(run_dir, dist_info, side, user_ids, fingerprint, resume, resume_from, started)
     return Prepared(splits, summary, model, device, ctx, n_params, provenance)
@@ -269,7 +277,9 @@ def resume_checkpoint(resume: Optional[str]) -> Optional[Path]:
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if not path.is_file():
-        raise UserError(f"Nothing to resume at {resume}: expected a run directory with checkpoints/last.pt, or a last.pt file.")
+        raise UserError(
+            f"Nothing to resume at {resume}: expected a run directory with checkpoints/last.pt, or a last.pt file."
+        )
     return path
 
 

@@ -20,8 +20,12 @@ from conftest import run_cli
 RUNS: dict[str, list[str]] = {
     "attention": ["encoder=attention"],
     "gru": ["encoder=gru"],
-    "ligr_gap_user": ["encoder=attention", "encoder.block=ligr", "encoder.time_features=gap",
-                      "model.user_embedding=true"],
+    "ligr_gap_user": [
+        "encoder=attention",
+        "encoder.block=ligr",
+        "encoder.time_features=gap",
+        "model.user_embedding=true",
+    ],
     "lstm_user": ["encoder=lstm", "model.user_embedding=true"],
     "gru_attention_gap": ["encoder=gru_attention", "encoder.time_features=gap"],
 }
@@ -63,8 +67,9 @@ def bundle(factory: pytest.TempPathFactory, name: str, fmt: str = "onnx", k_max:
     return _bundles[key]
 
 
-def assert_same_top(eager_items: Sequence, eager_scores: Sequence, items: Sequence, scores: Sequence,
-                    tol: float = 1e-5) -> None:
+def assert_same_top(
+    eager_items: Sequence, eager_scores: Sequence, items: Sequence, scores: Sequence, tol: float = 1e-5
+) -> None:
     """Two top-k lists agree: scores within `tol` position by position, and the same items in the
     same order wherever neighbouring scores differ by more than `tol` (near-ties may swap; a tie
     group cut by the end of the list may hold other members)."""

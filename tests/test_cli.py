@@ -14,8 +14,16 @@ METRIC_KEYS = {"hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", 
 
 
 def assert_complete_run_dir(run_dir, epochs=2):
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "data_summary.json",
-                 "history.csv", "metrics.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "data_summary.json",
+        "history.csv",
+        "metrics.json",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert isinstance(metrics["best_epoch"], int) and metrics["epochs_run"] == epochs
@@ -65,7 +73,15 @@ def test_ligr_block_trains_end_to_end_and_its_checkpoint_reloads(tmp_path):
 def test_help_lists_groups_and_options(tmp_path):
     result = run_cli(["--help"], tmp_path)
     assert result.returncode == 0
-    for word in ("dataset:", "encoder:", "attention, gru, gru_attention, lstm", "optimizer:", "adam, adamw, sgd", "debug:", "smoke"):
+    for word in (
+        "dataset:",
+        "encoder:",
+        "attention, gru, gru_attention, lstm",
+        "optimizer:",
+        "adam, adamw, sgd",
+        "debug:",
+        "smoke",
+    ):
         assert word in result.stdout, word
 
 
@@ -110,8 +126,10 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
         (["debug=smoke", "encoder.block=bert"], ["encoder.block='bert'", "ligr"]),
         (["debug=smoke", "encoder.block=ligr", "encoder.pre_norm=false"], ["encoder.pre_norm=False", "pre-LN only"]),
         (["debug=smoke", "encoder=gru", "encoder.block=ligr"], ["encoder.block='ligr'", "no attention blocks"]),
-        (["debug=smoke", "encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"],
-         ["encoder.num_heads=4", "divisor"]),
+        (
+            ["debug=smoke", "encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"],
+            ["encoder.num_heads=4", "divisor"],
+        ),
     ],
 )
 def test_bad_input_fails_with_one_clear_sentence(tmp_path, args, words):
@@ -133,8 +151,19 @@ def test_csv_dataset_with_wrong_column_lists_the_columns_found(tmp_path):
 def test_csv_dataset_trains(tmp_path):
     rows = ["user_id,item_id,timestamp"] + [f"{u},{(u * 3 + i) % 17},{i}" for u in range(40) for i in range(8)]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
-    result = run_cli(["dataset=csv", "dataset.path=d.csv", "dataset.min_user_count=1", "dataset.min_item_count=1",
-                      "model.embedding_dim=8", "model.max_len=5", "trainer.max_epochs=1", "encoder=gru"], tmp_path)
+    result = run_cli(
+        [
+            "dataset=csv",
+            "dataset.path=d.csv",
+            "dataset.min_user_count=1",
+            "dataset.min_item_count=1",
+            "model.embedding_dim=8",
+            "model.max_len=5",
+            "trainer.max_epochs=1",
+            "encoder=gru",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert_complete_run_dir(single_run_dir(tmp_path), epochs=1)
 
@@ -143,15 +172,40 @@ def test_sampled_losses_run_through_the_cli(tmp_path):
     result = run_cli(["-m", "debug=smoke", "trainer.max_epochs=1", "loss=sampled_softmax,bce,gbce,bpr"], tmp_path)
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob("metrics.json"))
-    assert [json.loads((j / "metrics.json").read_text())["loss"] for j in jobs] == ["sampled_softmax", "bce", "gbce", "bpr"]
+    assert [json.loads((j / "metrics.json").read_text())["loss"] for j in jobs] == [
+        "sampled_softmax",
+        "bce",
+        "gbce",
+        "bpr",
+    ]
 
 
 def test_benchmark_speed_reports_a_row_per_encoder(tmp_path):
     out = tmp_path / "speed.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "speed", "--dataset", "synthetic", "--path", "",
-         "--encoders", "gru", "--epochs", "1", "--extra", "debug=smoke", "trainer.batch_size=16", "trainer.profile_steps=1", "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark.py"),
+            "speed",
+            "--dataset",
+            "synthetic",
+            "--path",
+            "",
+            "--encoders",
+            "gru",
+            "--epochs",
+            "1",
+            "--extra",
+            "debug=smoke",
+            "trainer.batch_size=16",
+            "trainer.profile_steps=1",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(out.read_text())

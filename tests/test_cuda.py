@@ -90,27 +90,26 @@ def test_compiled_training_matches_eager_closely(tmp_path):
         assert compiled["valid"][key] == pytest.approx(value, abs=2e-2), key
 
 
-# Runs the real CLI with `_train_epoch` wrapped: CUDA's sync debug mode warns at every operation
-# that makes the host wait for the device, and the wrapper counts those warnings per epoch.
+# Runs the real CLI with `Trainer.train_epoch` wrapped: CUDA's sync debug mode warns at every
+# operation that makes the host wait for the device, and the wrapper counts those warnings per epoch.
 _COUNT_SYNCS = """
 import json, math, os, runpy, sys, warnings
 import torch
-import seqrec_cli.training.trainer as trainer
-original, epochs = trainer._train_epoch, []
-def counted(*args, **kwargs):
-    data, cfg = args[4], args[5]
+from seqrec_cli.training.trainer import Trainer
+original, epochs = Trainer.train_epoch, []
+def counted(self, *args, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            return original(*args, **kwargs)
+            return original(self, *args, **kwargs)
         finally:
             torch.cuda.set_sync_debug_mode(0)
             syncs = [w for w in caught if "synchroniz" in str(w.message)]
-            epochs.append({"steps": math.ceil(len(data) / cfg.trainer.batch_size), "syncs": len(syncs),
+            epochs.append({"steps": math.ceil(len(self.data) / self.cfg.trainer.batch_size), "syncs": len(syncs),
                            "where": sorted({f"{os.path.basename(w.filename)}:{w.lineno}" for w in syncs})})
             json.dump(epochs, open(os.environ["SYNC_LOG"], "w"))
-trainer._train_epoch = counted
+Trainer.train_epoch = counted
 sys.argv = ["seqrec-train", *sys.argv[1:]]
 runpy.run_module("seqrec_cli.train", run_name="__main__")
 """

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from seqrec_cli.config import DatasetConfig
 from seqrec_cli.data import load, load_interactions
@@ -91,8 +90,17 @@ def write_csv(path, rows):
 
 
 def csv_config(path, tmp_path, **kw):
-    settings = dict(name="t", source="csv", path=str(path), user_col="user_id", item_col="item_id",
-                    time_col="timestamp", min_user_count=1, min_item_count=1, cache_dir=str(tmp_path / "cache"))
+    settings = dict(
+        name="t",
+        source="csv",
+        path=str(path),
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+        min_user_count=1,
+        min_item_count=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     return DatasetConfig(**{**settings, **kw})
 
 

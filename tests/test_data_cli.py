@@ -37,12 +37,18 @@ TINY = ["model.embedding_dim=8", "model.max_len=5", "trainer.max_epochs=1", "enc
 # name -> (files to write, CLI arguments, words the error must contain)
 CASES = {
     "compressed_wrong": (
-        {"d.csv.gz": gzip.compress((HEADER + "".join(f"{i},{i * 7919 % 1013},{i}\n" for i in range(5000))).encode())[:1500]},
-        ["dataset=csv", "dataset.path=d.csv.gz"], ["Could not read", "d.csv.gz", "damaged or truncated"],
+        {
+            "d.csv.gz": gzip.compress((HEADER + "".join(f"{i},{i * 7919 % 1013},{i}\n" for i in range(5000))).encode())[
+                :1500
+            ]
+        },
+        ["dataset=csv", "dataset.path=d.csv.gz"],
+        ["Could not read", "d.csv.gz", "damaged or truncated"],
     ),
     "bad_timestamps": (
         {"d.csv": HEADER + "1,1,100\n1,2,abc\n"},
-        ["dataset=csv", "dataset.path=d.csv"], ["'timestamp'", "not a number: 'abc'", "data row 2"],
+        ["dataset=csv", "dataset.path=d.csv"],
+        ["'timestamp'", "not a number: 'abc'", "data row 2"],
     ),
     "empty_file": ({"d.csv": ""}, ["dataset=csv", "dataset.path=d.csv"], ["d.csv is empty"]),
     "all_filtered": (
@@ -52,23 +58,33 @@ CASES = {
     ),
     "single_user": (
         {"d.csv": HEADER + "".join(f"7,{i},{i}\n" for i in range(6))},
-        ["dataset=csv", "dataset.path=d.csv", "dataset.min_item_count=1"], ["Only one user (7)"],
+        ["dataset=csv", "dataset.path=d.csv", "dataset.min_item_count=1"],
+        ["Only one user (7)"],
     ),
     "mixed_ids": (
         {"d.csv": HEADER + "1,10,1\n1,user_id,2\n"},
-        ["dataset=csv", "dataset.path=d.csv"], ["'item_id'", "mixes integer ids", "dataset.id_type=str"],
+        ["dataset=csv", "dataset.path=d.csv"],
+        ["'item_id'", "mixes integer ids", "dataset.id_type=str"],
     ),
     "nan_ids": (
         {"d.csv": HEADER + "1,10,1\n,11,2\n"},
-        ["dataset=csv", "dataset.path=d.csv"], ["'user_id'", "empty id", "data row 2"],
+        ["dataset=csv", "dataset.path=d.csv"],
+        ["'user_id'", "empty id", "data row 2"],
     ),
-    "checksum_mismatch": ({}, ["dataset=ml-100k", "dataset.url={good}", f"dataset.sha256={'0' * 64}"],
-                          ["does not match its SHA-256 checksum", "discarded"]),
-    "no_network": ({}, ["dataset=ml-1m", "dataset.url={closed}"],
-                   ["Could not download ml-1m: no network connection", "yourself", "dataset.path"]),
+    "checksum_mismatch": (
+        {},
+        ["dataset=ml-100k", "dataset.url={good}", f"dataset.sha256={'0' * 64}"],
+        ["does not match its SHA-256 checksum", "discarded"],
+    ),
+    "no_network": (
+        {},
+        ["dataset=ml-1m", "dataset.url={closed}"],
+        ["Could not download ml-1m: no network connection", "yourself", "dataset.path"],
+    ),
     "cache_not_writable": (
         {"d.csv": HEADER + "".join(f"{u},{i},{i}\n" for u in range(3) for i in range(6)), "afile": ""},
-        ["dataset=csv", "dataset.path=d.csv", "dataset.cache_dir=afile/cache"], ["Cannot write the data cache"],
+        ["dataset=csv", "dataset.path=d.csv", "dataset.cache_dir=afile/cache"],
+        ["Cannot write the data cache"],
     ),
 }
 GOOD_RUN = ["dataset=ml-100k", "dataset.url={good}", f"dataset.sha256={SHA}", "dataset.split.kind=temporal", *TINY]

@@ -27,22 +27,33 @@ SNOWFLAKES = [1234567890123456000 + 7 * i for i in range(40)]
 
 
 def cfg(path, source="csv", **kw):
-    base = dict(name="t", source=source, path=str(path), user_col="user_id", item_col="item_id",
-                time_col="timestamp", min_user_count=1, min_item_count=1, use_cache=False)
+    base = dict(
+        name="t",
+        source=source,
+        path=str(path),
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+        min_user_count=1,
+        min_item_count=1,
+        use_cache=False,
+    )
     return DatasetConfig(**{**base, **kw})
 
 
 def sequences_file(path, items, users=30, length=8):
-    path.write_text("".join(
-        f"{u} " + " ".join(str(items[(u * 3 + j) % len(items)]) for j in range(length)) + "\n" for u in range(users)
-    ))
+    path.write_text(
+        "".join(
+            f"{u} " + " ".join(str(items[(u * 3 + j) % len(items)]) for j in range(length)) + "\n" for u in range(users)
+        )
+    )
     return path
 
 
 def csv_file(path, items, users=(1, 2)):
-    path.write_text("user_id,item_id,timestamp\n" + "".join(
-        f"{u},{item},{t}\n" for t, item in enumerate(items) for u in users
-    ))
+    path.write_text(
+        "user_id,item_id,timestamp\n" + "".join(f"{u},{item},{t}\n" for t, item in enumerate(items) for u in users)
+    )
     return path
 
 
@@ -74,15 +85,22 @@ def test_ids_beyond_int64_stay_exact_text_in_numeric_order(tmp_path, base):
 def test_big_integer_ids_are_ordered_numerically_not_as_text(tmp_path):
     items = [10**20, 5, 9 * 10**19, 2**64 + 1, -7]
     inter, _ = load_interactions(cfg(csv_file(tmp_path / "d.csv", items)))
-    assert inter.item_ids.tolist() == ["-7", "5", "18446744073709551617", "90000000000000000000",
-                                       "100000000000000000000"]
+    assert inter.item_ids.tolist() == [
+        "-7",
+        "5",
+        "18446744073709551617",
+        "90000000000000000000",
+        "100000000000000000000",
+    ]
 
 
 def test_big_ids_in_every_reader(tmp_path):
     big = [2**64 + i for i in range(6)]
     atomic = tmp_path / "a.inter"
-    atomic.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
-        f"{2**70 + u}\t{item}\t{t}\n" for t, item in enumerate(big) for u in range(2)))
+    atomic.write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n"
+        + "".join(f"{2**70 + u}\t{item}\t{t}\n" for t, item in enumerate(big) for u in range(2))
+    )
     inter, _ = load_interactions(cfg(atomic, source="atomic"))
     assert inter.user_ids.tolist() == [str(2**70), str(2**70 + 1)] and inter.item_ids.tolist() == [str(v) for v in big]
 
@@ -91,15 +109,22 @@ def test_big_ids_in_every_reader(tmp_path):
     (release / "u.data").write_text(
         "".join(f"{SNOWFLAKES[u]}\t{i + 1}\t4\t{100 + i}\n" for u in range(3) for i in range(4))
     )
-    inter, _ = load_interactions(DatasetConfig(name="ml-100k", source="movielens", path=str(release),
-                                               min_user_count=1, min_item_count=1, use_cache=False))
+    inter, _ = load_interactions(
+        DatasetConfig(
+            name="ml-100k", source="movielens", path=str(release), min_user_count=1, min_item_count=1, use_cache=False
+        )
+    )
     assert inter.user_ids.tolist() == SNOWFLAKES[:3]
 
     pytest.importorskip("pyarrow")
     table = tmp_path / "d.parquet"
-    pd.DataFrame({"user_id": np.array([1, 2, 1], dtype=np.uint64),
-                  "item_id": np.array([2**64 - 1, 2**63, 7], dtype=np.uint64),
-                  "timestamp": [1, 2, 3]}).to_parquet(table)
+    pd.DataFrame(
+        {
+            "user_id": np.array([1, 2, 1], dtype=np.uint64),
+            "item_id": np.array([2**64 - 1, 2**63, 7], dtype=np.uint64),
+            "timestamp": [1, 2, 3],
+        }
+    ).to_parquet(table)
     inter, _ = load_interactions(cfg(table))
     assert inter.item_ids.tolist() == ["7", str(2**63), str(2**64 - 1)]
 
@@ -146,8 +171,9 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_not_read_from_the_old_c
 
 
 def test_cache_files_are_readable_by_others_like_every_artefact(tmp_path):
-    _, summary = load_interactions(cfg(csv_file(tmp_path / "d.csv", [1, 2, 3]), use_cache=True,
-                                       cache_dir=str(tmp_path / "cache")))
+    _, summary = load_interactions(
+        cfg(csv_file(tmp_path / "d.csv", [1, 2, 3]), use_cache=True, cache_dir=str(tmp_path / "cache"))
+    )
     assert oct(os.stat(summary["cache"]["path"]).st_mode & 0o777) == "0o644"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [Path(summary["cache"]["path"]).name]
 
@@ -172,8 +198,13 @@ def test_lines_with_extra_fields_are_dropped_and_counted_on_request(tmp_path, ac
     (tmp_path / "d.csv.gz").write_bytes(gzip.compress(RAGGED.encode()))
     inter, summary = load_interactions(cfg(tmp_path / "d.csv.gz", on_bad_lines=action))
     assert inter.n_interactions == 3
-    assert summary["bad_lines"] == {"action": action, "dropped_lines": 2, "first_line": 3, "first_line_fields": 4,
-                                    "expected_fields": 3}
+    assert summary["bad_lines"] == {
+        "action": action,
+        "dropped_lines": 2,
+        "first_line": 3,
+        "first_line_fields": 4,
+        "expected_fields": 3,
+    }
 
 
 # --------------------------------------------------------------------------------- dates
@@ -209,9 +240,11 @@ def test_time_format_reads_day_first_and_a_day_above_12_settles_the_order(tmp_pa
 
 def window_file(path):
     # users 1 and 2, events at 10..60; user 3 only at 70
-    path.write_text("user_id,item_id,timestamp\n" + "".join(
-        f"{u},{i},{t}\n" for u in (1, 2) for i, t in enumerate((10, 20, 30, 40, 50, 60), start=1)
-    ) + "3,1,70\n")
+    path.write_text(
+        "user_id,item_id,timestamp\n"
+        + "".join(f"{u},{i},{t}\n" for u in (1, 2) for i, t in enumerate((10, 20, 30, 40, 50, 60), start=1))
+        + "3,1,70\n"
+    )
     return path
 
 
@@ -219,15 +252,25 @@ def test_time_window_keeps_events_at_both_bounds(tmp_path):
     inter, summary = load_interactions(cfg(window_file(tmp_path / "d.csv"), min_time="20", max_time="50"))
     assert sorted(set(inter.times.tolist())) == [20, 30, 40, 50]  # ties at the bounds are kept
     step = summary["steps"][0]
-    assert step == {"step": "time_window", "min_time": "20", "max_time": "50", "low": 20, "high": 50,
-                    "users": 2, "items": 4, "interactions": 8}
+    assert step == {
+        "step": "time_window",
+        "min_time": "20",
+        "max_time": "50",
+        "low": 20,
+        "high": 50,
+        "users": 2,
+        "items": 4,
+        "interactions": 8,
+    }
     open_ended, _ = load_interactions(cfg(tmp_path / "d.csv", min_time="60"))
     assert open_ended.times.tolist() == [60, 60, 70]
 
 
 def test_time_window_with_dates_and_is_in_the_cache_key(tmp_path):
-    (tmp_path / "d.csv").write_text("user_id,item_id,timestamp\n" + "".join(
-        f"{u},{d},2020-01-{d:02d}T00:00:00Z\n" for u in (1, 2) for d in range(1, 11)))
+    (tmp_path / "d.csv").write_text(
+        "user_id,item_id,timestamp\n"
+        + "".join(f"{u},{d},2020-01-{d:02d}T00:00:00Z\n" for u in (1, 2) for d in range(1, 11))
+    )
     settings = dict(use_cache=True, cache_dir=str(tmp_path / "cache"))
     inter, first = load_interactions(cfg(tmp_path / "d.csv", min_time="2020-01-03", max_time="2020-01-05", **settings))
     assert inter.item_ids.tolist() == [3, 4, 5] and not first["cache"]["hit"]
@@ -242,8 +285,9 @@ def test_date_bounds_on_movielens_seconds_and_refused_on_other_numbers(tmp_path)
     release.mkdir()
     day = 86_400
     (release / "u.data").write_text("".join(f"{u}\t{i}\t4\t{i * day}\n" for u in (1, 2) for i in range(1, 6)))
-    settings = dict(name="ml-100k", source="movielens", path=str(release), min_user_count=1, min_item_count=1,
-                    use_cache=False)
+    settings = dict(
+        name="ml-100k", source="movielens", path=str(release), min_user_count=1, min_item_count=1, use_cache=False
+    )
     inter, _ = load_interactions(DatasetConfig(**settings, min_time="1970-01-03", max_time="1970-01-05"))
     assert inter.item_ids.tolist() == [2, 3, 4]
     with pytest.raises(UserError, match=r"is a date, but the time column .* holds numbers"):
@@ -251,8 +295,11 @@ def test_date_bounds_on_movielens_seconds_and_refused_on_other_numbers(tmp_path)
 
 
 def test_an_empty_window_names_the_filter_and_the_counts_before_it(tmp_path):
-    with pytest.raises(UserError, match=r"No interactions are left after the time window \(dataset.min_time=61, "
-                                        r"dataset.max_time=69\) \(before it: 3 users, 6 items, 13 interactions\)"):
+    with pytest.raises(
+        UserError,
+        match=r"No interactions are left after the time window \(dataset.min_time=61, "
+        r"dataset.max_time=69\) \(before it: 3 users, 6 items, 13 interactions\)",
+    ):
         load_interactions(cfg(window_file(tmp_path / "d.csv"), min_time="61", max_time="69"))
 
 

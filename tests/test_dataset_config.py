@@ -62,7 +62,10 @@ def ds(**kw):
         (ds(id_type="float"), "dataset.id_type='float'"),
         (ds(sha256="abc"), "64 hexadecimal digits"),
         (ds(split=SplitConfig(kind="random")), "dataset.split.kind='random'"),
-        (ds(split=SplitConfig(kind="temporal", valid_quantile=0.9, test_quantile=0.8)), "below dataset.split.test_quantile"),
+        (
+            ds(split=SplitConfig(kind="temporal", valid_quantile=0.9, test_quantile=0.8)),
+            "below dataset.split.test_quantile",
+        ),
         (ds(split=SplitConfig(kind="temporal", test_quantile=1.0)), "strictly between 0 and 1"),
         (ds(split=SplitConfig(kind="temporal", valid_time=5, test_time=2)), "before dataset.split.test_time"),
         (ds(source="pairs", path="x", split=SplitConfig(kind="temporal")), "needs timestamps"),
@@ -94,19 +97,45 @@ def test_beauty_and_ml1m_presets_hold_the_published_settings():
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         beauty = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_beauty", "dataset.path=x"]))
-        tuned = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_beauty_tuned", "dataset.path=x"]))
+        tuned = to_train_config(
+            compose(config_name="train", overrides=["experiment=sasrec_beauty_tuned", "dataset.path=x"])
+        )
         ml1m = to_train_config(compose(config_name="train", overrides=["experiment=sasrec_ml1m"]))
     e, m, t = beauty.encoder, beauty.model, beauty.trainer
-    assert (e.name, e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len) == ("attention", 1, 1, 0.2, 64, 50)
-    assert (beauty.optimizer.lr, t.batch_size, t.max_epochs, t.patience, beauty.dataset.name) == (1e-3, 128, 200, 50, "amazon-beauty")
+    assert (e.name, e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len) == (
+        "attention",
+        1,
+        1,
+        0.2,
+        64,
+        50,
+    )
+    assert (beauty.optimizer.lr, t.batch_size, t.max_epochs, t.patience, beauty.dataset.name) == (
+        1e-3,
+        128,
+        200,
+        50,
+        "amazon-beauty",
+    )
     assert (beauty.optimizer.name, beauty.optimizer.weight_decay, beauty.loss.name) == ("adam", 0.0, "ce")
     # The settings that reached the bar differ from the published ones in exactly these values.
     published, reached = flat_dict(dataclasses.asdict(beauty)), flat_dict(dataclasses.asdict(tuned))
     differ = {key: (value, reached[key]) for key, value in published.items() if reached[key] != value}
     assert differ == {
-        "encoder.num_layers": (1, 2), "encoder.dropout": (0.2, 0.5), "optimizer.name": ("adam", "adamw"),
-        "optimizer.weight_decay": (0.0, 0.1), "trainer.patience": (50, 20),
+        "encoder.num_layers": (1, 2),
+        "encoder.dropout": (0.2, 0.5),
+        "optimizer.name": ("adam", "adamw"),
+        "optimizer.weight_decay": (0.0, 0.1),
+        "trainer.patience": (50, 20),
     }
     e, m, t = ml1m.encoder, ml1m.model, ml1m.trainer
-    assert (e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len, t.batch_size, t.patience) == (2, 1, 0.1, 64, 200, 128, 10)
+    assert (e.num_layers, e.num_heads, e.dropout, m.embedding_dim, m.max_len, t.batch_size, t.patience) == (
+        2,
+        1,
+        0.1,
+        64,
+        200,
+        128,
+        10,
+    )
     assert (ml1m.dataset.name, ml1m.loss.name) == ("ml-1m", "ce")

@@ -20,9 +20,23 @@ def test_two_gloo_processes_match_a_single_process(tmp_path):
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache"), "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "seqrec_cli.train", *SAME, "trainer.distributed=true", "hydra.run.dir=ddp"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "seqrec_cli.train",
+            *SAME,
+            "trainer.distributed=true",
+            "hydra.run.dir=ddp",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr
     a = json.loads((tmp_path / "single" / "metrics.json").read_text())

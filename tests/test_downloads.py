@@ -17,8 +17,12 @@ from seqrec_cli.errors import UserError
 
 def ml100k_zip(n_users=4) -> bytes:
     """A zip shaped like GroupLens' ml-100k.zip: a top folder holding u.data and u.item."""
-    ratings = "".join(f"{u}\t{(u * 3 + i) % 7 + 1}\t{i % 5 + 1}\t{1000 + i}\n" for u in range(1, n_users + 1) for i in range(6))
-    titles = "".join(f"{i}|Film {i} (199{i})|01-Jan-1995||http://x\n" for i in range(1, 8)).replace("Film 1 ", "Café 1 ")
+    ratings = "".join(
+        f"{u}\t{(u * 3 + i) % 7 + 1}\t{i % 5 + 1}\t{1000 + i}\n" for u in range(1, n_users + 1) for i in range(6)
+    )
+    titles = "".join(f"{i}|Film {i} (199{i})|01-Jan-1995||http://x\n" for i in range(1, 8)).replace(
+        "Film 1 ", "Café 1 "
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("ml-100k/u.data", ratings)
@@ -53,9 +57,16 @@ def test_good_download_is_verified_unpacked_and_reused(server, tmp_path):
 
 
 def test_named_dataset_downloads_through_load_with_titles(server, tmp_path):
-    cfg = DatasetConfig(name="ml-100k", source="movielens", url=server.url("/good.zip"), sha256=SHA,
-                        data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
-                        min_user_count=1, min_item_count=1)
+    cfg = DatasetConfig(
+        name="ml-100k",
+        source="movielens",
+        url=server.url("/good.zip"),
+        sha256=SHA,
+        data_dir=str(tmp_path / "data"),
+        cache_dir=str(tmp_path / "cache"),
+        min_user_count=1,
+        min_item_count=1,
+    )
     _, summary = load(cfg)
     assert summary["interactions"] == 24 and summary["users"] == 4
     assert item_titles(cfg)[1] == "Café 1 (1991)"

@@ -15,21 +15,38 @@ KS = [1, 5, 10, 20]
 
 @pytest.fixture(scope="module")
 def splits():
-    cfg = DatasetConfig(name="synthetic", source="synthetic", min_user_count=1, min_item_count=1, use_cache=False,
-                        synthetic=SyntheticConfig(n_users=300, n_items=120, mean_length=15))
+    cfg = DatasetConfig(
+        name="synthetic",
+        source="synthetic",
+        min_user_count=1,
+        min_item_count=1,
+        use_cache=False,
+        synthetic=SyntheticConfig(n_users=300, n_items=120, mean_length=15),
+    )
     return load(cfg)[0]
 
 
-@pytest.mark.parametrize("name, gaps, users", [
-    ("attention", False, False), ("gru", False, False), ("lstm", False, False), ("gru_attention", False, False),
-    ("attention", True, True), ("gru", True, True),
-])
+@pytest.mark.parametrize(
+    "name, gaps, users",
+    [
+        ("attention", False, False),
+        ("gru", False, False),
+        ("lstm", False, False),
+        ("gru_attention", False, False),
+        ("attention", True, True),
+        ("gru", True, True),
+    ],
+)
 def test_metrics_do_not_depend_on_eval_batch_size(splits, name, gaps, users):
     torch.manual_seed(0)
     side = side_inputs(splits.data, splits.train_end, gaps, users)
     n_rows = int(has_training_rows(splits.data, splits.train_end).sum()) + 1
-    model = build(ModelConfig(embedding_dim=16, max_len=10, user_embedding=users),
-                  EncoderConfig(name=name, time_features="gap" if gaps else "none"), splits.data.n_items, n_rows)
+    model = build(
+        ModelConfig(embedding_dim=16, max_len=10, user_embedding=users),
+        EncoderConfig(name=name, time_features="gap" if gaps else "none"),
+        splits.data.n_items,
+        n_rows,
+    )
     if users:  # non-zero user vectors, so that batching them wrongly would show
         torch.nn.init.normal_(model.user_embedding.weight, std=0.5)
     inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
@@ -37,10 +54,16 @@ def test_metrics_do_not_depend_on_eval_batch_size(splits, name, gaps, users):
     assert results[0] == results[1] == results[2]
 
 
-@pytest.mark.parametrize("name, gaps, users", [
-    ("attention", False, False), ("gru", False, False), ("lstm", False, False), ("gru_attention", False, False),
-    ("attention", True, True),
-])
+@pytest.mark.parametrize(
+    "name, gaps, users",
+    [
+        ("attention", False, False),
+        ("gru", False, False),
+        ("lstm", False, False),
+        ("gru_attention", False, False),
+        ("attention", True, True),
+    ],
+)
 def test_every_row_gets_the_same_numbers_in_any_batch_or_score_chunk(splits, name, gaps, users, monkeypatch):
     """Bit for bit, not just equal metrics: BLAS rounds products of a few rows differently (on this
     project's CPUs 1-3 rows on one thread, 1-11 on two), so without the model's padding to
@@ -49,8 +72,12 @@ def test_every_row_gets_the_same_numbers_in_any_batch_or_score_chunk(splits, nam
     torch.manual_seed(0)
     side = side_inputs(splits.data, splits.train_end, gaps, users)
     n_rows = int(has_training_rows(splits.data, splits.train_end).sum()) + 1
-    model = build(ModelConfig(embedding_dim=64, max_len=10, user_embedding=users),
-                  EncoderConfig(name=name, time_features="gap" if gaps else "none"), splits.data.n_items, n_rows).eval()
+    model = build(
+        ModelConfig(embedding_dim=64, max_len=10, user_embedding=users),
+        EncoderConfig(name=name, time_features="gap" if gaps else "none"),
+        splits.data.n_items,
+        n_rows,
+    ).eval()
     inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
     scorer = evaluation.model_scorer(model, amp=False)
 
@@ -133,7 +160,16 @@ def test_grouped_widths_and_last_position_shortcut_give_the_reference_ranks(spli
 
 
 def test_input_widths_and_batches_never_mix_widths():
-    assert evaluation.input_widths(np.array([1, 8, 9, 16, 17, 49, 50, 80]), 50).tolist() == [8, 8, 16, 16, 24, 50, 50, 50]
+    assert evaluation.input_widths(np.array([1, 8, 9, 16, 17, 49, 50, 80]), 50).tolist() == [
+        8,
+        8,
+        16,
+        16,
+        24,
+        50,
+        50,
+        50,
+    ]
     widths = np.array([8, 8, 8, 16, 24, 24, 24, 24, 24])
     got = evaluation.batch_slices(widths, 3)
     assert [(s.start, s.stop) for s in got] == [(0, 3), (3, 4), (4, 7), (7, 9)]

@@ -32,7 +32,9 @@ def test_bce_by_hand():
 
 def test_gbce_scales_only_the_positive_term():
     loss = bce_from_scores(T([2.0]), T([[1.0, -1.0]]), NO_HIT, beta=0.5)
-    assert loss.item() == pytest.approx(-0.5 * math.log(sig(2)) - math.log(1 - sig(1)) - math.log(1 - sig(-1)), rel=1e-6)
+    assert loss.item() == pytest.approx(
+        -0.5 * math.log(sig(2)) - math.log(1 - sig(1)) - math.log(1 - sig(-1)), rel=1e-6
+    )
     # t = 0 is plain BCE; t = 1 gives beta = alpha = k / (n - 1)
     assert gbce_beta(256, 1001, 0.0) == pytest.approx(1.0)
     assert gbce_beta(256, 1001, 1.0) == pytest.approx(256 / 1000)
@@ -53,11 +55,13 @@ def test_sampled_softmax_by_hand_with_logq():
 def test_accidental_hits_never_count_as_negatives():
     hit = T([[True, False]])
     assert bce_from_scores(T([2.0]), T([[5.0, -1.0]]), hit).item() == pytest.approx(
-        -math.log(sig(2)) - math.log(1 - sig(-1)), rel=1e-6)
+        -math.log(sig(2)) - math.log(1 - sig(-1)), rel=1e-6
+    )
     assert bpr_from_scores(T([2.0]), T([[5.0, 1.0]]), hit).item() == pytest.approx(-math.log(sig(1)), rel=1e-6)
     zero = T([[0.0, 0.0]])
     assert sampled_softmax_from_scores(T([2.0]), T([[5.0, 1.0]]), hit, T([0.0]), zero).item() == pytest.approx(
-        math.log(math.exp(2) + math.exp(1)) - 2, rel=1e-6)
+        math.log(math.exp(2) + math.exp(1)) - 2, rel=1e-6
+    )
 
 
 def test_popularity_sampling_follows_counts():
@@ -90,7 +94,10 @@ def test_sampled_softmax_draws_shared_or_per_position_negatives(share):
     cfg = LossConfig(name="sampled_softmax", n_negatives=k, sampling="popularity", share_negatives=share)
     loss = build_sampled_loss(cfg, counts, torch.Generator().manual_seed(7))(weight, hidden, targets)
     probs = sampling_distribution(cfg, counts)
-    drawn = torch.multinomial(probs, k if share else n * k, replacement=True, generator=torch.Generator().manual_seed(7)) + 1
+    drawn = (
+        torch.multinomial(probs, k if share else n * k, replacement=True, generator=torch.Generator().manual_seed(7))
+        + 1
+    )
     negatives = drawn.expand(n, k) if share else drawn.view(n, k)
     assert share or len({tuple(row.tolist()) for row in negatives}) > 1  # rows get their own negatives
     neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives])

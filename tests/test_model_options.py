@@ -14,9 +14,13 @@ from seqrec_cli.models import build
 def interactions(times):
     """Two users: [100, 100, 101, 108] and [5, 1029] (items 1..6)."""
     offsets = np.array([0, 4, 6])
-    return Interactions(offsets=offsets, items=np.array([1, 2, 3, 4, 5, 6], dtype=np.int32),
-                        times=None if times is None else np.array(times),
-                        user_ids=np.array([10, 20]), item_ids=np.arange(1, 7))
+    return Interactions(
+        offsets=offsets,
+        items=np.array([1, 2, 3, 4, 5, 6], dtype=np.int32),
+        times=None if times is None else np.array(times),
+        user_ids=np.array([10, 20]),
+        item_ids=np.arange(1, 7),
+    )
 
 
 def test_gap_buckets_by_hand():
@@ -53,7 +57,9 @@ def make(name, gaps=True, users=0, dim=16, max_len=8):
     torch.manual_seed(0)
     model = build(
         ModelConfig(embedding_dim=dim, max_len=max_len, user_embedding=users > 0),
-        EncoderConfig(name=name, num_layers=2, num_heads=2, time_features="gap" if gaps else "none"), 50, users,
+        EncoderConfig(name=name, num_layers=2, num_heads=2, time_features="gap" if gaps else "none"),
+        50,
+        users,
     )
     return model.eval()
 

@@ -47,11 +47,21 @@ def stored_trials(url: str, name: str) -> list:
 def test_search_space_syntax_maps_to_optuna_distributions():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    parsed = space.parse_search_space([
-        "a=interval(0.1, 0.5)", "b=int(interval(1, 8))", "c=tag(log, interval(0.0001, 0.01))",
-        "d=tag(log, int(interval(16, 256)))", "e=choice(32, 64)", "f=range(1, 5)", "g=shuffle(range(1, 4))",
-        "h=gru,lstm", "trainer.max_epochs=3", "~x", "a=interval(0.2, 0.3)",  # the later `a` wins
-    ])
+    parsed = space.parse_search_space(
+        [
+            "a=interval(0.1, 0.5)",
+            "b=int(interval(1, 8))",
+            "c=tag(log, interval(0.0001, 0.01))",
+            "d=tag(log, int(interval(16, 256)))",
+            "e=choice(32, 64)",
+            "f=range(1, 5)",
+            "g=shuffle(range(1, 4))",
+            "h=gru,lstm",
+            "trainer.max_epochs=3",
+            "~x",
+            "a=interval(0.2, 0.3)",  # the later `a` wins
+        ]
+    )
     d = parsed.distributions
     assert d["a"] == FloatDistribution(0.2, 0.3)
     assert d["b"] == IntDistribution(1, 8)
@@ -84,13 +94,16 @@ def test_every_sampler_builds_and_a_stored_study_moves_the_seed_on():
     assert draws[0] == draws[1] != draws[2]
 
 
-@pytest.mark.parametrize("line, words", [
-    ("lr=interval(0.01, 0.0001)", "is empty: its lower end 0.01 is above its upper end 0.0001"),
-    ("lr=tag(log, interval(0, 1))", "log-scaled interval needs a lower end above 0"),
-    ("lr=range(5, 1)", "is empty"),
-    ("lr=interval(0.1", "Cannot read the search-space entry"),
-    ("encoder=glob(*)", "cannot be searched by Optuna"),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("lr=interval(0.01, 0.0001)", "is empty: its lower end 0.01 is above its upper end 0.0001"),
+        ("lr=tag(log, interval(0, 1))", "log-scaled interval needs a lower end above 0"),
+        ("lr=range(5, 1)", "is empty"),
+        ("lr=interval(0.1", "Cannot read the search-space entry"),
+        ("encoder=glob(*)", "cannot be searched by Optuna"),
+    ],
+)
 def test_bad_search_space_entries_are_one_sentence(line, words):
     with pytest.raises(space.SearchSpaceError) as caught:
         space.parse_search_space([line])
@@ -98,11 +111,17 @@ def test_bad_search_space_entries_are_one_sentence(line, words):
     assert words in message and "\n" not in message and message.endswith(".")
 
 
-@pytest.mark.parametrize("override, words", [
-    ("optimizer.lr=interval(0.01,0.0001)", "is empty: its lower end 0.01 is above its upper end 0.0001."),
-    pytest.param("model.embedding_dim=interval(8,32)", "could not be converted to Integer",  # int(interval(...))
-                 marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("optimizer.lr=interval(0.01,0.0001)", "is empty: its lower end 0.01 is above its upper end 0.0001."),
+        pytest.param(
+            "model.embedding_dim=interval(8,32)",
+            "could not be converted to Integer",  # int(interval(...))
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
 def test_bad_search_space_ends_with_one_sentence_and_exit_2(tmp_path, override, words):
     result = run_cli([*TINY, override], tmp_path)
     output = result.stdout + result.stderr
@@ -155,16 +174,23 @@ def test_rerunning_the_command_resumes_the_study(tmp_path):
 def test_an_interrupted_trial_is_queued_again_and_run_by_the_next_run(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     args = [*BASE, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=1", "trainer.max_epochs=50"]
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli.train", *args, "hydra.sweep.dir=cut"], cwd=tmp_path,
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqrec_cli.train", *args, "hydra.sweep.dir=cut"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _wait_for(lambda: list((tmp_path / "cut").rglob("history.csv")), proc, timeout=120)
     proc.terminate()  # SIGTERM mid-training
     output = proc.communicate(timeout=120)[0]
     assert "queued again" in output, output
     cut, queued = stored_trials(url, "gru")
     assert (cut.state.name, queued.state.name) == ("FAIL", "WAITING")
-    rerun = run_cli([*TINY, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=1", "hydra.sweep.dir=again"],
-                    tmp_path)
+    rerun = run_cli(
+        [*TINY, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=1", "hydra.sweep.dir=again"], tmp_path
+    )
     assert rerun.returncode == 0, rerun.stderr
     first, retry = stored_trials(url, "gru")
     assert retry.state.name == "COMPLETE" and retry.params == first.params and retry.user_attrs["retry_of"] == 0
@@ -172,8 +198,12 @@ def test_an_interrupted_trial_is_queued_again_and_run_by_the_next_run(tmp_path):
 
 @pytest.mark.slow
 def test_the_plugin_ships_in_the_wheel(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (wheel,) = tmp_path.glob("seqrec_cli-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("__init__", "config", "optuna_sweeper", "_impl", "_space"):
@@ -218,17 +248,43 @@ def postgres_url():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
     port = _free_port()
-    subprocess.run(_as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "optuna", "--auth=trust",
-                                    "-E", "UTF8", "--no-sync"]), check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        _as_server_user(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "optuna", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c fsync=off"
-    subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
-                                    "-l", str(root / "server.log"), "start"]), check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(root / "server.log"),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -243,8 +299,12 @@ def _no_user(name: str) -> bool:
 
 
 def _env(cwd: Path) -> dict:
-    env = {**os.environ, "SEQREC_CACHE_DIR": str(cwd / ".cache"), "SEQREC_DATA_DIR": str(cwd / ".data"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SEQREC_CACHE_DIR": str(cwd / ".cache"),
+        "SEQREC_DATA_DIR": str(cwd / ".data"),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 
@@ -262,11 +322,24 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres_url):
     n_trials = 4
     procs = []
     for worker in ("a", "b"):  # different seeds, as the README says for workers started together
-        args = [*TINY, f"hydra.sweeper.storage={postgres_url}", "hydra.sweeper.study_name=shared",
-                f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.sampler.seed={ord(worker)}",
-                f"hydra.sweep.dir={worker}"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "seqrec_cli.train", *args], cwd=tmp_path,
-                                      env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        args = [
+            *TINY,
+            f"hydra.sweeper.storage={postgres_url}",
+            "hydra.sweeper.study_name=shared",
+            f"hydra.sweeper.n_trials={n_trials}",
+            f"hydra.sweeper.sampler.seed={ord(worker)}",
+            f"hydra.sweep.dir={worker}",
+        ]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "seqrec_cli.train", *args],
+                cwd=tmp_path,
+                env=_env(tmp_path),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for proc, output in zip(procs, outputs):
         assert proc.returncode == 0, output
@@ -280,6 +353,9 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres_url):
     assert sorted(ran[0] + ran[1]) == list(range(len(trials)))
     assert {t.user_attrs["pid"] for t in trials} == {p.pid for p in procs}
     a_trials, b_trials = ([t for t in trials if t.user_attrs["pid"] == p.pid] for p in procs)
-    assert any(x.datetime_start < y.datetime_complete and y.datetime_start < x.datetime_complete
-               for x in a_trials for y in b_trials)  # at once: some trials of the two ran at the same time
+    assert any(
+        x.datetime_start < y.datetime_complete and y.datetime_start < x.datetime_complete
+        for x in a_trials
+        for y in b_trials
+    )  # at once: some trials of the two ran at the same time
     assert all(load_results(tmp_path / w)["best_value"] is not None for w in ("a", "b"))

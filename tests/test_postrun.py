@@ -43,6 +43,7 @@ def tiny_model(n_items=12, name="gru", max_len=6):
 
 # --- ids -----------------------------------------------------------------------------------------
 
+
 def test_id_index_round_trips_integer_and_string_ids():
     ints = IdIndex(np.array([3, 10, 42], dtype=np.int64))
     assert ints.find([42, "3", " 10", 7, "x"]) == ([2, 0, 1], ["7", "x"])
@@ -67,6 +68,7 @@ def test_relabel_maps_items_to_the_model_numbering_and_drops_unknown_ones():
 
 
 # --- top-K ---------------------------------------------------------------------------------------
+
 
 def test_top_k_never_returns_seen_items_and_orders_by_score():
     model = tiny_model()
@@ -94,7 +96,9 @@ def test_top_k_position_is_the_metric_rank():
     x = torch.tensor([[3, 8, 1, 17, 0, 0]])
     scores = model.scores(model.last_hidden(x, torch.tensor([4]))).detach()
     for position, item in enumerate(top.items[0]):
-        rank = target_ranks(scores.clone(), torch.tensor([item - 1]), torch.zeros(4, dtype=torch.long), torch.tensor(history - 1))
+        rank = target_ranks(
+            scores.clone(), torch.tensor([item - 1]), torch.zeros(4, dtype=torch.long), torch.tensor(history - 1)
+        )
         assert int(rank) == position
 
 
@@ -106,13 +110,20 @@ def test_top_k_returns_fewer_items_when_fewer_are_left():
 
 # --- a trained run in-process --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A one-epoch run on tiny synthetic data, trained in-process (no CLI start)."""
     run_dir = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(
-        dataset=DatasetConfig(name="synthetic", source="synthetic", min_user_count=1, min_item_count=1, use_cache=False,
-                              synthetic=SyntheticConfig(n_users=60, n_items=25, mean_length=8)),
+        dataset=DatasetConfig(
+            name="synthetic",
+            source="synthetic",
+            min_user_count=1,
+            min_item_count=1,
+            use_cache=False,
+            synthetic=SyntheticConfig(n_users=60, n_items=25, mean_length=8),
+        ),
         model=ModelConfig(embedding_dim=8, max_len=6),
         encoder=EncoderConfig(name="gru", num_layers=1),
         trainer=TrainerConfig(max_epochs=2, progress=False, device="cpu"),
@@ -154,7 +165,9 @@ def test_recommendations_use_the_full_history_and_original_ids(trained_run, tmp_
 def test_recommend_for_a_typed_history_and_unknown_ids(trained_run, caplog):
     run_dir, splits, _ = trained_run
     ids = splits.data.item_ids
-    rows = recommend(RecommendAppConfig(run=str(run_dir), history=[str(ids[0]), "99999"], k=3, on_unknown="skip", device="cpu"))
+    rows = recommend(
+        RecommendAppConfig(run=str(run_dir), history=[str(ids[0]), "99999"], k=3, on_unknown="skip", device="cpu")
+    )
     assert [r["user"] for r in rows] == ["history"] * 3 and ids[0] not in [r["item"] for r in rows]
     assert "99999" in caplog.text
     with pytest.raises(UserError, match=r"Unknown user ids 99999, abc \(the run's 60 users"):
@@ -212,17 +225,28 @@ def test_users_file_takes_the_first_field_and_skips_comments(tmp_path):
 
 # --- report --------------------------------------------------------------------------------------
 
+
 def fake_run(path: Path, lr: float, ndcg: float, complete: bool = True) -> None:
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "config.yaml").write_text(
         f"dataset:\n  name: synthetic\nencoder:\n  name: gru\nloss:\n  name: ce\noptimizer:\n  name: adam\n  lr: {lr}\n"
         "trainer:\n  seed: 1\n  progress: false\n"
     )
-    (path / "history.csv").write_text(f"epoch,train_loss,valid/ndcg@10,lr,seconds\n1,4.0,{ndcg / 2},{lr},1.0\n2,3.5,{ndcg},{lr},1.0\n")
+    (path / "history.csv").write_text(
+        f"epoch,train_loss,valid/ndcg@10,lr,seconds\n1,4.0,{ndcg / 2},{lr},1.0\n2,3.5,{ndcg},{lr},1.0\n"
+    )
     (path / "checkpoints").mkdir()
     if complete:
-        metrics = {"best_epoch": 2, "epochs_run": 2, "valid": {"ndcg@10": ndcg}, "test": {"ndcg@10": ndcg, "mrr": 0.1},
-                   "popularity": {"test": {"ndcg@10": 0.05}}, "encoder": "gru", "loss": "ce", "total_seconds": 3.0}
+        metrics = {
+            "best_epoch": 2,
+            "epochs_run": 2,
+            "valid": {"ndcg@10": ndcg},
+            "test": {"ndcg@10": ndcg, "mrr": 0.1},
+            "popularity": {"test": {"ndcg@10": 0.05}},
+            "encoder": "gru",
+            "loss": "ce",
+            "total_seconds": 3.0,
+        }
         (path / "metrics.json").write_text(json.dumps(metrics))
 
 

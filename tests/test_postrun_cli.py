@@ -46,8 +46,19 @@ def test_eval_on_another_file_prepared_the_same_way_at_other_cutoffs(work):
     synthetic = load_checkpoint(work / "smoke" / "checkpoints" / "best.pt")["config"]["dataset"]["synthetic"]
     events = generate_events(SyntheticConfig(**synthetic))
     events.rename(columns={"user": "u", "item": "i", "time": "t"}).to_csv(work / "other.csv", index=False)
-    result = run_cli(["run=smoke", "split=valid", "k=[1,10,50]", "data.path=other.csv", "data.user_col=u",
-                      "data.item_col=i", "data.time_col=t"], work, module="seqrec_cli.evaluate")
+    result = run_cli(
+        [
+            "run=smoke",
+            "split=valid",
+            "k=[1,10,50]",
+            "data.path=other.csv",
+            "data.user_col=u",
+            "data.item_col=i",
+            "data.time_col=t",
+        ],
+        work,
+        module="seqrec_cli.evaluate",
+    )
     assert result.returncode == 0, result.stderr
     evaluated = json.loads((work / "smoke" / "eval_valid_other.json").read_text())
     trained = json.loads((work / "smoke" / "metrics.json").read_text())
@@ -66,8 +77,11 @@ def test_eval_of_a_missing_run_is_one_sentence_and_exit_2(work):
 
 def test_recommend_writes_original_ids_and_skips_unknown_users(work):
     before = files_under(work)
-    result = run_cli(["run=smoke", "users=[3,1,99999]", "history=[5,6]", "k=5", "on_unknown=skip", "out=recs.csv"],
-                     work, module="seqrec_cli.recommend")
+    result = run_cli(
+        ["run=smoke", "users=[3,1,99999]", "history=[5,6]", "k=5", "on_unknown=skip", "out=recs.csv"],
+        work,
+        module="seqrec_cli.recommend",
+    )
     assert result.returncode == 0, result.stderr
     assert files_under(work) - before == {"recs.csv"}
     assert "Skipping unknown user id 99999" in result.stderr
@@ -75,7 +89,9 @@ def test_recommend_writes_original_ids_and_skips_unknown_users(work):
     assert [r["user"] for r in rows] == ["3"] * 5 + ["1"] * 5 + ["history"] * 5
     assert [int(r["rank"]) for r in rows[:5]] == [1, 2, 3, 4, 5]
     assert not {"5", "6"} & {r["item"] for r in rows if r["user"] == "history"}
-    events = generate_events(SyntheticConfig(**load_checkpoint(work / "smoke" / "checkpoints" / "best.pt")["config"]["dataset"]["synthetic"]))
+    events = generate_events(
+        SyntheticConfig(**load_checkpoint(work / "smoke" / "checkpoints" / "best.pt")["config"]["dataset"]["synthetic"])
+    )
     seen_by_3 = set(events.loc[events["user"] == 3, "item"].astype(str))  # every event, incl. valid/test
     assert not seen_by_3 & {r["item"] for r in rows if r["user"] == "3"}
     assert "Top-5 recommendations" in result.stdout
@@ -109,8 +125,17 @@ def test_report_of_an_empty_folder_exits_2(tmp_path):
 def test_options_model_trains_and_eval_and_recommend_reuse_its_gaps_and_user_vectors(tmp_path):
     # gru_attention + time gaps + user vectors through train, eval (same test metrics, so the
     # checkpoint's user ids and the gap buckets are rebuilt exactly) and recommend.
-    result = run_cli(["debug=smoke", "encoder=gru_attention", "encoder.time_features=gap",
-                      "model.user_embedding=true", "trainer.max_epochs=2", "hydra.run.dir=opt"], tmp_path)
+    result = run_cli(
+        [
+            "debug=smoke",
+            "encoder=gru_attention",
+            "encoder.time_features=gap",
+            "model.user_embedding=true",
+            "trainer.max_epochs=2",
+            "hydra.run.dir=opt",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     ckpt = load_checkpoint(tmp_path / "opt" / "checkpoints" / "best.pt")
     assert len(ckpt["user_ids"]) + 1 == ckpt["model"]["user_embedding.weight"].shape[0]
@@ -128,8 +153,11 @@ def test_options_model_trains_and_eval_and_recommend_reuse_its_gaps_and_user_vec
 @pytest.mark.parametrize("module", ["seqrec_cli.evaluate", "seqrec_cli.recommend"])
 def test_an_added_key_is_one_sentence_and_exit_2_like_seqrec_train(tmp_path, module):
     # The same conversion as seqrec-train's (config.to_typed); it used to end in an OmegaConf traceback.
-    result = run_cli(["run=smoke", "users=[1]", "+foo=1"] if module.endswith("recommend") else ["run=smoke", "+foo=1"],
-                     tmp_path, module=module)
+    result = run_cli(
+        ["run=smoke", "users=[1]", "+foo=1"] if module.endswith("recommend") else ["run=smoke", "+foo=1"],
+        tmp_path,
+        module=module,
+    )
     assert result.returncode == 2, result.stderr
     assert "Unknown config key foo" in result.stderr and "Traceback" not in result.stderr
 
@@ -139,9 +167,19 @@ def test_hydra_job_chdir_keeps_relative_data_paths_working(tmp_path):
     # names the file beside where the command was typed (it used to be "Dataset file not found").
     events = generate_events(SyntheticConfig(n_users=200, n_items=60, mean_length=12))
     events.to_csv(tmp_path / "events.csv", index=False)
-    result = run_cli(["debug=smoke", "dataset=csv", "dataset.path=events.csv", "dataset.user_col=user",
-                      "dataset.item_col=item", "dataset.time_col=time", "hydra.job.chdir=true", "hydra.run.dir=chd"],
-                     tmp_path)
+    result = run_cli(
+        [
+            "debug=smoke",
+            "dataset=csv",
+            "dataset.path=events.csv",
+            "dataset.user_col=user",
+            "dataset.item_col=item",
+            "dataset.time_col=time",
+            "hydra.job.chdir=true",
+            "hydra.run.dir=chd",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "chd" / "metrics.json").is_file()
     ckpt = load_checkpoint(tmp_path / "chd" / "checkpoints" / "best.pt")

@@ -135,8 +135,17 @@ def write(path, rows):
 
 
 def csv_cfg(path, tmp_path, **kw):
-    base = dict(name="t", source="csv", path=str(path), user_col="user_id", item_col="item_id",
-                time_col="timestamp", min_user_count=1, min_item_count=1, cache_dir=str(tmp_path / "cache"))
+    base = dict(
+        name="t",
+        source="csv",
+        path=str(path),
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+        min_user_count=1,
+        min_item_count=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     return DatasetConfig(**{**base, **kw})
 
 

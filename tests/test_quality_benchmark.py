@@ -14,9 +14,24 @@ from quality_benchmark import PUBLISHED, SUITES, markdown_table, write_section  
 def quality(tmp_path, *extra):
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "quality", "--experiment", "sasrec_beauty",
-         "--set", "debug=smoke", "trainer.max_epochs=1", "--runs-dir", str(tmp_path / "runs"), *extra],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark.py"),
+            "quality",
+            "--experiment",
+            "sasrec_beauty",
+            "--set",
+            "debug=smoke",
+            "trainer.max_epochs=1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *extra,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -39,9 +54,17 @@ def test_quality_runs_a_preset_and_reports_it_beside_published_numbers(tmp_path)
 
 
 def test_published_rows_appear_under_the_table_for_their_dataset():
-    row = {"label": "x", "dataset": "amazon-beauty", "command": "seqrec-train experiment=sasrec_beauty",
-           "test": {"hr@10": 0.1, "ndcg@10": 0.06, "mrr": 0.05}, "popularity": {"hr@10": 0.01, "ndcg@10": 0.006, "mrr": 0.005},
-           "ndcg@10_vs_popularity": 10.0, "best_epoch": 3, "epochs_run": 5, "train_minutes": 1.0}
+    row = {
+        "label": "x",
+        "dataset": "amazon-beauty",
+        "command": "seqrec-train experiment=sasrec_beauty",
+        "test": {"hr@10": 0.1, "ndcg@10": 0.06, "mrr": 0.05},
+        "popularity": {"hr@10": 0.01, "ndcg@10": 0.006, "mrr": 0.005},
+        "ndcg@10_vs_popularity": 10.0,
+        "best_epoch": 3,
+        "epochs_run": 5,
+        "train_minutes": 1.0,
+    }
     table = markdown_table([row])
     assert "| x | 0.1000 | 0.0600 | 0.0500 | 0.0060 | 10.00 | 3/5 |" in table
     assert all(p["source"] in table for p in PUBLISHED["amazon-beauty"])

@@ -14,8 +14,17 @@ from seqrec_cli.errors import UserError
 
 
 def cfg(path, source="csv", **kw):
-    base = dict(name="t", source=source, path=str(path), user_col="user_id", item_col="item_id",
-                time_col="timestamp", min_user_count=1, min_item_count=1, use_cache=False)
+    base = dict(
+        name="t",
+        source=source,
+        path=str(path),
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+        min_user_count=1,
+        min_item_count=1,
+        use_cache=False,
+    )
     return DatasetConfig(**{**base, **kw})
 
 
@@ -91,7 +100,10 @@ def test_string_ids_and_id_type_str_keeps_leading_zeros(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("user_id,item_id,timestamp\n1,2,3\n1,x,4\n", r"'item_id'.*mixes integer ids \(e.g. '2'\).*'x'.*dataset.id_type=str"),
+        (
+            "user_id,item_id,timestamp\n1,2,3\n1,x,4\n",
+            r"'item_id'.*mixes integer ids \(e.g. '2'\).*'x'.*dataset.id_type=str",
+        ),
         ("user_id,item_id,timestamp\n1,2,3\n,3,4\n", r"'user_id'.*empty id \(first at data row 2\)"),
         ("user_id,item_id,timestamp\n1,2.5,3\n", r"'item_id'.*not whole numbers"),
         ("user_id,item_id,timestamp\n1,2,3\n1,3,abc\n", r"'timestamp'.*not a number: 'abc' \(data row 2\)"),
@@ -99,7 +111,10 @@ def test_string_ids_and_id_type_str_keeps_leading_zeros(tmp_path):
         ("user_id,item_id,timestamp\n1,2,3\n1,3,\n", r"'timestamp'.*empty timestamp"),
         ("user_id,item_id,timestamp\n", "has a header but no rows"),
         ("", "is empty"),
-        ("user,item,ts\n1,2,3\n", r"no column 'user_id', 'item_id', 'timestamp': the columns found are 'user', 'item', 'ts'"),
+        (
+            "user,item,ts\n1,2,3\n",
+            r"no column 'user_id', 'item_id', 'timestamp': the columns found are 'user', 'item', 'ts'",
+        ),
     ],
 )
 def test_bad_tables_raise_one_clear_sentence(tmp_path, body, message):
@@ -128,17 +143,32 @@ def test_movielens_dat_layout_with_double_colon(tmp_path):
     folder = tmp_path / "unzipped" / "ml-1m"
     folder.mkdir(parents=True)
     (folder / "ratings.dat").write_text("1::10::5::978300760\n1::20::3::978300761\n2::10::4::978300000\n")
-    (folder / "movies.dat").write_bytes("10::Amélie: Le fabuleux (2001)::Comedy\n20::Heat (1995)::Action\n".encode("latin-1"))
-    c = DatasetConfig(name="ml-1m", source="movielens", path=str(tmp_path / "unzipped"), min_user_count=1,
-                      min_item_count=1, use_cache=False)
+    (folder / "movies.dat").write_bytes(
+        "10::Amélie: Le fabuleux (2001)::Comedy\n20::Heat (1995)::Action\n".encode("latin-1")
+    )
+    c = DatasetConfig(
+        name="ml-1m",
+        source="movielens",
+        path=str(tmp_path / "unzipped"),
+        min_user_count=1,
+        min_item_count=1,
+        use_cache=False,
+    )
     assert rows(read_events(c)) == [(1, 10, 978300760), (1, 20, 978300761), (2, 10, 978300000)]
     assert item_titles(c) == {10: "Amélie: Le fabuleux (2001)", 20: "Heat (1995)"}
 
 
 def test_movielens_min_rating_uses_the_release_rating_column(tmp_path):
     (tmp_path / "u.data").write_text("1\t10\t5\t100\n1\t20\t2\t101\n")
-    c = DatasetConfig(name="ml-100k", source="movielens", path=str(tmp_path / "u.data"), min_rating=4,
-                      min_user_count=1, min_item_count=1, use_cache=False)
+    c = DatasetConfig(
+        name="ml-100k",
+        source="movielens",
+        path=str(tmp_path / "u.data"),
+        min_rating=4,
+        min_user_count=1,
+        min_item_count=1,
+        use_cache=False,
+    )
     inter, _ = load_interactions(c)
     assert inter.item_ids.tolist() == [10]
 
@@ -192,8 +222,14 @@ def counts(c):
 def test_ml100k_from_u_data_and_from_the_atomic_file(shared_data):
     folder = shared_data / "ml-100k"
     assert counts(one_core(name="ml-100k", source="movielens", path=str(folder))) == (943, 1682, 100000)
-    atomic = one_core(name="ml-100k-inter", source="atomic", path=str(folder / "ml-100k.inter"),
-                      user_col="user_id", item_col="item_id", time_col="timestamp")
+    atomic = one_core(
+        name="ml-100k-inter",
+        source="atomic",
+        path=str(folder / "ml-100k.inter"),
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+    )
     assert counts(atomic) == (943, 1682, 100000)
     a, _ = load_interactions(one_core(name="ml-100k", source="movielens", path=str(folder)))
     b, _ = load_interactions(atomic)
@@ -206,7 +242,9 @@ def test_ml100k_titles_are_latin1(shared_data):
 
 
 def test_amazon_beauty_sequences(shared_data):
-    c = one_core(name="beauty", source="sequences", path=str(shared_data / "amazon-beauty" / "Beauty.txt"), time_col=None)
+    c = one_core(
+        name="beauty", source="sequences", path=str(shared_data / "amazon-beauty" / "Beauty.txt"), time_col=None
+    )
     assert counts(c) == (22363, 12101, 198502)
 
 

@@ -51,11 +51,24 @@ def test_resume_with_a_different_model_names_the_keys(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_and_the_run_resumes_to_completion(tmp_path):
-    args = ["dataset=synthetic", "dataset.synthetic.n_users=3000", "model.max_len=30", "trainer.max_epochs=8",
-            "trainer.patience=100", "trainer.progress=false", "hydra.run.dir=run"]
+    args = [
+        "dataset=synthetic",
+        "dataset.synthetic.n_users=3000",
+        "model.max_len=30",
+        "trainer.max_epochs=8",
+        "trainer.patience=100",
+        "trainer.progress=false",
+        "hydra.run.dir=run",
+    ]
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli.train", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqrec_cli.train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     history = tmp_path / "run" / "history.csv"
     deadline = time.time() + 120
     while not (history.exists() and len(history.read_text().splitlines()) >= 2):
@@ -128,7 +141,9 @@ def test_sigkill_during_repeated_saves_leaves_complete_files(tmp_path):
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
-    result = run_cli([*SMALL, "optimizer=sgd", "optimizer.lr=1e38", "trainer.max_epochs=5", "hydra.run.dir=r"], tmp_path)
+    result = run_cli(
+        [*SMALL, "optimizer=sgd", "optimizer.lr=1e38", "trainer.max_epochs=5", "hydra.run.dir=r"], tmp_path
+    )
     assert result.returncode == 2, result.stderr
     assert "non-finite at epoch" in result.stderr and "step" in result.stderr
     assert "Traceback" not in result.stderr

@@ -26,11 +26,18 @@ def fake_run(path: Path, i: int, tags: list[str] | None = None, finished: bool =
     (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (path / "history.csv").write_text("epoch,train_loss,valid/ndcg@10\n1,4.0,0.1\n2,3.5,0.12\n")
     metrics = {
-        "monitor": "valid/ndcg@10", "objective": 0.1 + i / 1000, "best_epoch": 2, "epochs_run": 2,
+        "monitor": "valid/ndcg@10",
+        "objective": 0.1 + i / 1000,
+        "best_epoch": 2,
+        "epochs_run": 2,
         "valid": {"ndcg@10": 0.1 + i / 1000, "hr@10": 0.2, "mrr": 0.05},
         "test": {"ndcg@10": 0.0901 + i / 1000, "hr@10": 0.1801 + i / 1000, "mrr": 0.0401 + i / 1000},
-        "popularity": {"test": {"ndcg@10": 0.02}}, "encoder": config["encoder"]["name"],
-        "loss": config["loss"]["name"], "n_params": 1000, "device": "cpu", "total_seconds": 123.4 + i,
+        "popularity": {"test": {"ndcg@10": 0.02}},
+        "encoder": config["encoder"]["name"],
+        "loss": config["loss"]["name"],
+        "n_params": 1000,
+        "device": "cpu",
+        "total_seconds": 123.4 + i,
         "tags": tags or [],
     }
     if finished:
@@ -42,10 +49,18 @@ def sixteen_run_sweep(root: Path) -> Path:
     """A sweep of 16 jobs varying six settings, like `seqrec-train -m` over a grid."""
     sweep = root / "2026-12-03_10-00-00"
     for i in range(16):
-        fake_run(sweep / str(i), i, optimizer__lr=[1e-3, 3e-4][i % 2], encoder__dropout=[0.2, 0.5][i // 2 % 2],
-                 model__embedding_dim=[64, 128][i // 4 % 2], trainer__batch_size=[32, 128][i // 8],
-                 trainer__seed=42 + i % 3, dataset__synthetic__n_users=1000 + 7 * i,
-                 loss__name=["ce", "sampled_softmax"][i % 2], encoder__num_layers=2 + i % 2)
+        fake_run(
+            sweep / str(i),
+            i,
+            optimizer__lr=[1e-3, 3e-4][i % 2],
+            encoder__dropout=[0.2, 0.5][i // 2 % 2],
+            model__embedding_dim=[64, 128][i // 4 % 2],
+            trainer__batch_size=[32, 128][i // 8],
+            trainer__seed=42 + i % 3,
+            dataset__synthetic__n_users=1000 + 7 * i,
+            loss__name=["ce", "sampled_softmax"][i % 2],
+            encoder__num_layers=2 + i % 2,
+        )
     return sweep
 
 
@@ -108,8 +123,9 @@ def test_only_rejected_runs_is_no_runs(tmp_path):
 def test_tags_get_a_column_and_a_csv_field(tmp_path):
     fake_run(tmp_path / "runs" / "a", 0, tags=["baseline"])
     fake_run(tmp_path / "runs" / "b", 1, tags=["ablation", "no-dropout"], encoder__dropout=0.0)
-    result = run_cli([str(tmp_path / "runs"), "--out", "rep"], tmp_path, module="seqrec_cli.report",
-                     env={"COLUMNS": "160"})
+    result = run_cli(
+        [str(tmp_path / "runs"), "--out", "rep"], tmp_path, module="seqrec_cli.report", env={"COLUMNS": "160"}
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
     assert [r["tags"] for r in rows] == ["baseline", "ablation,no-dropout"]

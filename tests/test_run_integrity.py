@@ -31,7 +31,8 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder` (the lock file aside) with a digest of its bytes."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
     }
 
 
@@ -53,6 +54,7 @@ def copy_run(finished: Path, tmp_path: Path) -> Path:
 
 # ---- one directory per run, one writer per directory -------------------------------------------
 
+
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
     from seqrec_cli.confpath import run_dir_for
 
@@ -64,12 +66,19 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
 
 def test_two_cli_runs_in_the_same_second_keep_both_results(tmp_path):
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
-    cmd = [sys.executable, "-m", "seqrec_cli.cli.train", *SMALL, "trainer.max_epochs=1",
-           "hydra.run.dir=outputs/same-second"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seqrec_cli.cli.train",
+        *SMALL,
+        "trainer.max_epochs=1",
+        "hydra.run.dir=outputs/same-second",
+    ]
     # The default run dir is outputs/<date>/<time>; pinning the name makes the collision certain.
     cmd[-1] = "hydra.run.dir=${seqrec_run_dir:null,outputs/same-second}"
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
     for proc in procs:
         proc.communicate(timeout=300)
         assert proc.returncode == 0
@@ -107,6 +116,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
 
 # ---- resumes record only what they use, and refuse without writing -----------------------------
 
+
 def test_resume_with_a_new_lr_trains_with_it_and_records_it(finished, tmp_path):
     run = copy_run(finished, tmp_path)
     result = run_cli([*SMALL, "trainer.max_epochs=5", "optimizer.lr=0.5", "trainer.resume=run"], tmp_path)
@@ -140,8 +150,16 @@ def test_a_changed_data_file_is_named_and_nothing_is_written(tmp_path):
     events = tmp_path / "events.csv"
     rows = [f"{u},{(u * 7 + t) % 30 + 1},{t}" for u in range(40) for t in range(8)]
     events.write_text("user,item,ts\n" + "\n".join(rows) + "\n")
-    data = ["dataset=csv", f"dataset.path={events}", "dataset.user_col=user", "dataset.item_col=item",
-            "dataset.time_col=ts", "trainer.max_epochs=2", "model.max_len=8", "trainer.progress=false"]
+    data = [
+        "dataset=csv",
+        f"dataset.path={events}",
+        "dataset.user_col=user",
+        "dataset.item_col=item",
+        "dataset.time_col=ts",
+        "trainer.max_epochs=2",
+        "model.max_len=8",
+        "trainer.progress=false",
+    ]
     assert run_cli([*data, "hydra.run.dir=run"], tmp_path).returncode == 0
     run = tmp_path / "run"
     events.write_text(events.read_text() + "\n".join(f"{u},{31 + u % 5},{100}" for u in range(40)) + "\n")
@@ -194,6 +212,7 @@ def test_artefacts_and_checkpoints_share_one_permission_rule(finished):
 
 # ---- bad checkpoints: one sentence each --------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -218,6 +237,7 @@ def test_resume_pointed_at_best_pt_says_so(finished, tmp_path):
 
 
 # ---- disks that refuse writes ------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
@@ -259,11 +279,18 @@ def test_atomic_write_errors_become_sentences(tmp_path, monkeypatch):
 
 # ---- signals -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("delay", [0.3, 1.5])
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli.cli.train", *SMALL, "hydra.run.dir=run"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqrec_cli.cli.train", *SMALL, "hydra.run.dir=run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

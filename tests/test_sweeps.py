@@ -27,7 +27,9 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert float(rows[0]["objective"]) >= float(rows[1]["objective"])
     failed = rows[2]
     assert failed["job"] == "1" and "optimizer.lr=-1" in failed["overrides"] and "optimizer.lr" in failed["error"]
-    assert json.loads((sweep_dir(tmp_path) / "1" / "error.json").read_text())["error"].startswith("Invalid config value")
+    assert json.loads((sweep_dir(tmp_path) / "1" / "error.json").read_text())["error"].startswith(
+        "Invalid config value"
+    )
     assert "★" in result.stdout and "job 1 failed" in result.stdout
     for key in ("valid/ndcg@10", "test/ndcg@10", "best_epoch", "seconds"):
         assert rows[0][key] not in ("", None)
@@ -55,8 +57,15 @@ def test_job_rows_reads_unfinished_jobs_as_failed(tmp_path):
 @pytest.mark.slow
 def test_optuna_study_of_three_trials(tmp_path):
     pytest.importorskip("optuna")  # the sweeper itself ships in hydra_plugins/seqrec_optuna_sweeper
-    result = run_cli(["hparams_search=gru_optuna", "debug=smoke", "hydra.sweeper.n_trials=3",
-                      "hydra.sweeper.storage=sqlite:///study.db"], tmp_path)
+    result = run_cli(
+        [
+            "hparams_search=gru_optuna",
+            "debug=smoke",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.storage=sqlite:///study.db",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     results = (sweep_dir(tmp_path) / "optimization_results.yaml").read_text()
     assert "best_params" in results and "best_value" in results
@@ -67,7 +76,9 @@ def test_optuna_study_of_three_trials(tmp_path):
 
 def test_joblib_launcher_splits_threads_between_jobs(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke", "encoder=gru,lstm"], tmp_path)
+    result = run_cli(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "debug=smoke", "encoder=gru,lstm"], tmp_path
+    )
     assert result.returncode == 0, result.stderr
     jobs = sorted(sweep_dir(tmp_path).glob("[0-9]"))
     assert len(jobs) == 2
@@ -87,10 +98,23 @@ def test_slurm_preset_runs_end_to_end_in_local_mode(tmp_path):
 
 def test_slurm_preset_composes_with_cluster_settings(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    result = run_cli(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
-                      "debug=smoke", "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path)
+    result = run_cli(
+        [
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=4",
+            "debug=smoke",
+            "--cfg",
+            "hydra",
+            "-p",
+            "hydra.launcher",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
-    assert "partition: gpu" in result.stdout and "gpus_per_node: 4" in result.stdout and "SlurmLauncher" in result.stdout
+    assert (
+        "partition: gpu" in result.stdout and "gpus_per_node: 4" in result.stdout and "SlurmLauncher" in result.stdout
+    )
 
 
 def test_reuse_job_dir_skips_finished_resumes_interrupted_and_retrains_changed(tmp_path):
@@ -125,8 +149,14 @@ def test_a_rerun_sweep_skips_finished_jobs_and_resumes_interrupted_ones(tmp_path
     # The same multirun command again with hydra.sweep.dir=<that sweep>: job 0 finished (kept as it
     # is), job 1 lost its metrics.json as if interrupted after its last epoch (continued from last.pt).
     store = f"sqlite:///{tmp_path / 'ml.db'}"
-    args = ["-m", "debug=smoke", "encoder=gru,lstm", "hydra.sweep.dir=sw", "logger=mlflow",
-            f"logger.tracking_uri={store}"]
+    args = [
+        "-m",
+        "debug=smoke",
+        "encoder=gru,lstm",
+        "hydra.sweep.dir=sw",
+        "logger=mlflow",
+        f"logger.tracking_uri={store}",
+    ]
     first = run_cli(args, tmp_path)
     assert first.returncode == 0, first.stderr
     sweep = tmp_path / "sw"

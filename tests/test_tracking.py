@@ -15,18 +15,33 @@ HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 ROW = {"epoch": 2, "train_loss": 4.1, "valid/ndcg@10": 0.15, "valid/hr@10": 0.3, "lr": 0.001, "seconds": 0.5}
 METRICS = {
-    "monitor": "valid/ndcg@10", "objective": 0.15, "best_epoch": 2, "stopped_early": False,
-    "valid": {"ndcg@10": 0.15}, "test": {"ndcg@10": 0.14, "mrr": 0.1},
+    "monitor": "valid/ndcg@10",
+    "objective": 0.15,
+    "best_epoch": 2,
+    "stopped_early": False,
+    "valid": {"ndcg@10": 0.15},
+    "test": {"ndcg@10": 0.14, "mrr": 0.1},
     "popularity": {"valid": {"ndcg@10": 0.4}, "test": {"ndcg@10": 0.41}},
-    "n_params": 4720, "device": "cpu", "encoder": "attention", "total_seconds": 3.2,
+    "n_params": 4720,
+    "device": "cpu",
+    "encoder": "attention",
+    "total_seconds": 3.2,
 }
-CONFIG = {"encoder": {"name": "attention", "dropout": 0.2}, "optimizer": {"lr": 0.001, "betas": [0.9, 0.98]},
-          "dataset": {"path": None}}
+CONFIG = {
+    "encoder": {"name": "attention", "dropout": 0.2},
+    "optimizer": {"lr": 0.001, "betas": [0.9, 0.98]},
+    "dataset": {"path": None},
+}
 
 
 def test_metric_names_for_trackers():
-    assert epoch_metrics(ROW) == {"train_loss": 4.1, "valid/ndcg@10": 0.15, "valid/hr@10": 0.3, "lr": 0.001,
-                                  "seconds": 0.5}
+    assert epoch_metrics(ROW) == {
+        "train_loss": 4.1,
+        "valid/ndcg@10": 0.15,
+        "valid/hr@10": 0.3,
+        "lr": 0.001,
+        "seconds": 0.5,
+    }
     final = final_metrics(METRICS)
     assert final["best_valid/ndcg@10"] == 0.15 and final["test/mrr"] == 0.1
     assert final["popularity/test/ndcg@10"] == 0.41 and final["n_params"] == 4720
@@ -145,8 +160,9 @@ def test_two_loggers_tags_and_artifacts_through_the_cli(tmp_path):
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = run_cli(["debug=smoke", "logger=[mlflow,tensorboard]", "tags=[baseline,ablation]", "hydra.run.dir=run"],
-                     tmp_path)
+    result = run_cli(
+        ["debug=smoke", "logger=[mlflow,tensorboard]", "tags=[baseline,ablation]", "hydra.run.dir=run"], tmp_path
+    )
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "run"
     assert json.loads((run_dir / "metrics.json").read_text())["tags"] == ["baseline", "ablation"]

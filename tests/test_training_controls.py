@@ -32,6 +32,7 @@ def history(run_dir):
 
 # ---- schedules ---------------------------------------------------------------------------------
 
+
 def lrs(name: str, steps: int = 10, **kw) -> list[float]:
     sched = LrSchedule(SchedulerConfig(name=name, **kw), base_lr=1.0, steps_per_epoch=2, total_steps=steps)
     return [sched.factor(s) for s in range(steps)]
@@ -64,13 +65,25 @@ def test_plateau_cuts_after_its_patience_and_keeps_its_floor():
 
 def test_cosine_schedule_shows_in_the_history_and_survives_resume_bit_for_bit(tmp_path):
     """A run interrupted by SIGTERM and resumed repeats the uninterrupted run's every lr and loss."""
-    args = ["scheduler=cosine", "scheduler.warmup_epochs=0", "scheduler.warmup_steps=3", *SMALL,
-            "dataset.synthetic.n_users=600", "trainer.max_epochs=5"]
+    args = [
+        "scheduler=cosine",
+        "scheduler.warmup_epochs=0",
+        "scheduler.warmup_steps=3",
+        *SMALL,
+        "dataset.synthetic.n_users=600",
+        "trainer.max_epochs=5",
+    ]
     straight = run_cli([*args, "hydra.run.dir=straight"], tmp_path)
     assert straight.returncode == 0, straight.stderr
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli.cli.train", *args, "hydra.run.dir=cut"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqrec_cli.cli.train", *args, "hydra.run.dir=cut"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     rows = tmp_path / "cut" / "history.csv"
     deadline = time.time() + 120
     while not (rows.exists() and len(rows.read_text().splitlines()) >= 3) and proc.poll() is None:
@@ -114,11 +127,11 @@ def test_bad_schedule_values_are_one_sentence():
 
 # ---- accumulation, weight decay ----------------------------------------------------------------
 
+
 def test_accumulating_two_batches_trains_like_one_batch_twice_the_size(tmp_path):
     base = [*SMALL, "trainer.max_epochs=1", "encoder.dropout=0.0"]
     one = run_cli([*base, "trainer.batch_size=64", "hydra.run.dir=one"], tmp_path)
-    two = run_cli([*base, "trainer.batch_size=32", "trainer.accumulate_grad_batches=2", "hydra.run.dir=two"],
-                  tmp_path)
+    two = run_cli([*base, "trainer.batch_size=32", "trainer.accumulate_grad_batches=2", "hydra.run.dir=two"], tmp_path)
     assert one.returncode == 0 and two.returncode == 0, two.stderr
     assert run_cli([*base, "trainer.batch_size=32", "hydra.run.dir=plain"], tmp_path).returncode == 0
     loss = {name: float(history(tmp_path / name)[0]["train_loss"]) for name in ("one", "two", "plain")}
@@ -147,10 +160,13 @@ def test_weight_decay_skips_norms_biases_and_embeddings_when_asked():
 
 # ---- early stopping, top-k, the epoch line -----------------------------------------------------
 
+
 def test_patience_n_stops_after_n_evaluations_without_a_new_best(tmp_path):
     """min_delta 1.0: only the first evaluation can be a new best, so patience 2 stops at epoch 3."""
-    result = run_cli(["debug=smoke", "trainer.max_epochs=10", "trainer.patience=2", "trainer.min_delta=1.0",
-                      "hydra.run.dir=r"], tmp_path)
+    result = run_cli(
+        ["debug=smoke", "trainer.max_epochs=10", "trainer.patience=2", "trainer.min_delta=1.0", "hydra.run.dir=r"],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 3 and metrics["stopped_early"]
@@ -172,6 +188,7 @@ def test_save_top_k_keeps_the_k_best_epochs(tmp_path):
 
 # ---- debug presets -----------------------------------------------------------------------------
 
+
 def test_debug_fast_runs_the_pipeline_and_keeps_nothing(tmp_path):
     result = run_cli(["debug=fast", "dataset=synthetic", "dataset.synthetic.n_users=300"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -180,8 +197,18 @@ def test_debug_fast_runs_the_pipeline_and_keeps_nothing(tmp_path):
 
 
 def test_debug_overfit_drives_the_training_loss_down(tmp_path):
-    result = run_cli(["debug=overfit", "dataset=synthetic", "dataset.synthetic.n_users=200", "dataset.use_cache=false",
-                      "trainer.overfit_batches=1", "trainer.batch_size=64", "hydra.run.dir=r"], tmp_path)
+    result = run_cli(
+        [
+            "debug=overfit",
+            "dataset=synthetic",
+            "dataset.synthetic.n_users=200",
+            "dataset.use_cache=false",
+            "trainer.overfit_batches=1",
+            "trainer.batch_size=64",
+            "hydra.run.dir=r",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     losses = [float(r["train_loss"]) for r in history(tmp_path / "r")]
     assert losses[-1] < 0.5 * losses[0]

@@ -15,8 +15,15 @@ from seqrec_cli.errors import UserError
 from seqrec_cli.training.checkpoint import load_checkpoint
 from seqrec_cli.training.warm_start import Parent, _aligned_rows, transfer
 
-READER = ["dataset=csv", "dataset.user_col=user", "dataset.item_col=item", "dataset.time_col=ts",
-          "model.max_len=8", "trainer.max_epochs=2", "trainer.progress=false"]
+READER = [
+    "dataset=csv",
+    "dataset.user_col=user",
+    "dataset.item_col=item",
+    "dataset.time_col=ts",
+    "model.max_len=8",
+    "trainer.max_epochs=2",
+    "trainer.progress=false",
+]
 
 
 def write_events(path: Path, rows) -> Path:
@@ -82,8 +89,10 @@ def test_bad_parents_are_one_sentence(tmp_path):
     assert run_cli([*READER, f"dataset.path={one}", "hydra.run.dir=r1"], tmp_path).returncode == 0
     cases = [
         (["trainer.init_from=nope"], "no such run directory"),
-        (["trainer.init_from=r1", "encoder=gru", "model.embedding_dim=32"],
-         "model.embedding_dim, encoder.name, encoder.num_layers"),
+        (
+            ["trainer.init_from=r1", "encoder=gru", "model.embedding_dim=32"],
+            "model.embedding_dim, encoder.name, encoder.num_layers",
+        ),
         ([f"dataset.path={other}", "trainer.init_from=r1"], "shares no item"),
     ]
     (tmp_path / "unfinished" / "checkpoints").mkdir(parents=True)
@@ -93,6 +102,7 @@ def test_bad_parents_are_one_sentence(tmp_path):
         result = run_cli(args, tmp_path)
         assert result.returncode == 2, (extra, result.stderr)
         assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
-    partial = run_cli([*READER, f"dataset.path={other}", "trainer.init_from=r1", "trainer.init_from_partial=true"],
-                      tmp_path)
+    partial = run_cli(
+        [*READER, f"dataset.path={other}", "trainer.init_from=r1", "trainer.init_from_partial=true"], tmp_path
+    )
     assert partial.returncode == 0, partial.stderr

@@ -128,9 +128,15 @@ class StudySweep:
         study = open_study(s, directions(s.direction))
         recover_stale_trials(study)
         study.sampler = build_sampler(s.sampler, space, seed_offset=len(study.trials) if s.storage else 0)
-        log.info("Study %s in %s: %s, sampler %s, %d of n_trials=%d already counted.", study.study_name,
-                 redact(s.storage) if s.storage else "memory", "/".join(directions(s.direction)),
-                 type(study.sampler).__name__, counted_trials(study), s.n_trials)
+        log.info(
+            "Study %s in %s: %s, sampler %s, %d of n_trials=%d already counted.",
+            study.study_name,
+            redact(s.storage) if s.storage else "memory",
+            "/".join(directions(s.direction)),
+            type(study.sampler).__name__,
+            counted_trials(study),
+            s.n_trials,
+        )
         return study, space
 
     def _check_composes(self, space: SearchSpace) -> None:
@@ -156,18 +162,25 @@ class StudySweep:
             if left <= 0:
                 break
             if record.trials and len(record.failed) / len(record.trials) > s.max_failure_rate:
-                log.error("Stopping: %d of this run's %d trials failed (max_failure_rate=%s).",
-                          len(record.failed), len(record.trials), s.max_failure_rate)
+                log.error(
+                    "Stopping: %d of this run's %d trials failed (max_failure_rate=%s).",
+                    len(record.failed),
+                    len(record.trials),
+                    s.max_failure_rate,
+                )
                 record.stopped_early = True
                 break
             trials = [study.ask() for _ in range(min(s.n_jobs, left))]
             self._run_batch(study, space, trials, record)
         if not record.trials:
-            log.info("Study %s already holds its n_trials=%d trials: nothing to run (raise "
-                     "hydra.sweeper.n_trials to run more).", study.study_name, s.n_trials)
+            log.info(
+                "Study %s already holds its n_trials=%d trials: nothing to run (raise "
+                "hydra.sweeper.n_trials to run more).",
+                study.study_name,
+                s.n_trials,
+            )
 
-    def _run_batch(self, study: optuna.study.Study, space: SearchSpace, trials: List[Trial],
-                   record: RunRecord) -> None:
+    def _run_batch(self, study: optuna.study.Study, space: SearchSpace, trials: List[Trial], record: RunRecord) -> None:
         pending = list(trials)  # asked, not yet told: queued again if this batch is cut short
         try:
             launchable, overrides = [], []
@@ -217,8 +230,10 @@ def open_study(s: StudySettings, dirs: List[str]) -> optuna.study.Study:
         if not isinstance(s.storage, str):
             raise SetupError("hydra.sweeper.storage must be a database URL such as sqlite:///study.db.")
         if s.study_name is None:
-            log.warning("hydra.sweeper.storage is set without study_name: this run starts a new study "
-                        "that a re-run will not find.")
+            log.warning(
+                "hydra.sweeper.storage is set without study_name: this run starts a new study "
+                "that a re-run will not find."
+            )
         storage = rdb_storage(s.storage)
     try:
         study = optuna.create_study(storage=storage, study_name=s.study_name, directions=dirs, load_if_exists=True)
@@ -226,8 +241,10 @@ def open_study(s: StudySettings, dirs: List[str]) -> optuna.study.Study:
         raise SetupError(f"Cannot open study {s.study_name} in {redact(s.storage)}: {_first_line(exc)}.") from None
     stored = [d.name.lower() for d in study.directions]
     if stored != dirs:
-        raise SetupError(f"Study {study.study_name} in {redact(s.storage)} was created to {'/'.join(stored)}, "
-                         f"not to {'/'.join(dirs)}: change hydra.sweeper.direction or study_name.")
+        raise SetupError(
+            f"Study {study.study_name} in {redact(s.storage)} was created to {'/'.join(stored)}, "
+            f"not to {'/'.join(dirs)}: change hydra.sweeper.direction or study_name."
+        )
     return study
 
 
@@ -241,8 +258,10 @@ def rdb_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         return _retrying(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs))
     except ImportError as exc:  # Optuna re-raises a missing driver as ImportError
-        raise SetupError(f"The storage {redact(url)} needs a database driver that is not installed "
-                         f"({_first_line(exc.__cause__ or exc)}; PostgreSQL: pip install 'psycopg[binary]').") from None
+        raise SetupError(
+            f"The storage {redact(url)} needs a database driver that is not installed "
+            f"({_first_line(exc.__cause__ or exc)}; PostgreSQL: pip install 'psycopg[binary]')."
+        ) from None
     except Exception as exc:  # bad URL, server down, wrong password: SQLAlchemy errors
         raise SetupError(f"Cannot open the Optuna storage {redact(url)}: {_first_line(exc)}.") from None
 
@@ -374,12 +393,17 @@ def write_results(study: optuna.study.Study, path: Path, s: StudySettings, recor
     }
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(study.directions) > 1:
-        results["solutions"] = [{"trial": t.number, "params": t.params, "values": t.values}
-                                for t in (study.best_trials if complete else [])]
+        results["solutions"] = [
+            {"trial": t.number, "params": t.params, "values": t.values} for t in (study.best_trials if complete else [])
+        ]
     elif complete:
         best: FrozenTrial = study.best_trial
-        results.update(best_trial=best.number, best_params=best.params, best_value=best.value,
-                       best_job_dir=best.user_attrs.get("job_dir"))
+        results.update(
+            best_trial=best.number,
+            best_params=best.params,
+            best_value=best.value,
+            best_job_dir=best.user_attrs.get("job_dir"),
+        )
         log.info("Best trial %d: value %s, parameters %s", best.number, best.value, best.params)
     else:
         results.update(best_trial=None, best_params=None, best_value=None)
@@ -423,8 +447,10 @@ def _warn_about_old_plugin() -> None:
     from .config import _old_plugin_installed
 
     if _old_plugin_installed():
-        log.warning("hydra-optuna-sweeper is installed too; it needs optuna < 3 and owns "
-                    "hydra/sweeper/sampler: pip uninstall hydra-optuna-sweeper.")
+        log.warning(
+            "hydra-optuna-sweeper is installed too; it needs optuna < 3 and owns "
+            "hydra/sweeper/sampler: pip uninstall hydra-optuna-sweeper."
+        )
 
 
 def _first_line(exc: Any) -> str:

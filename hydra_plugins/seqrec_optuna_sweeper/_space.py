@@ -62,8 +62,9 @@ def parse_search_space(lines: Sequence[str]) -> SearchSpace:
 def distribution(override: Override, line: str) -> BaseDistribution:
     value = override.value()
     if isinstance(value, Glob):
-        raise SearchSpaceError(f"'{line}': glob(...) selects config files and cannot be searched by Optuna; "
-                               "use choice(...) instead.")
+        raise SearchSpaceError(
+            f"'{line}': glob(...) selects config files and cannot be searched by Optuna; use choice(...) instead."
+        )
     if isinstance(value, IntervalSweep):
         return _interval(value, line)
     if isinstance(value, RangeSweep):
@@ -105,8 +106,9 @@ def _categorical(choices: List[Any], line: str) -> CategoricalDistribution:
         raise SearchSpaceError(f"'{line}' offers no value to choose from.")
     for choice in choices:
         if not isinstance(choice, PRIMITIVES):
-            raise SearchSpaceError(f"'{line}': Optuna chooses only among strings, numbers and booleans, "
-                                   f"not {type(choice).__name__}.")
+            raise SearchSpaceError(
+                f"'{line}': Optuna chooses only among strings, numbers and booleans, not {type(choice).__name__}."
+            )
     return CategoricalDistribution(choices)
 
 
@@ -136,8 +138,10 @@ def grid_values(key: str, dist: BaseDistribution) -> List[Any]:
     if isinstance(dist, FloatDistribution) and step:
         n = int(round((dist.high - dist.low) / step))
         return [dist.low + i * step for i in range(n + 1)]
-    raise SearchSpaceError(f"The grid sampler needs discrete values for {key}: use choice(...), range(...) "
-                           "or int(interval(...)) instead of a float interval.")
+    raise SearchSpaceError(
+        f"The grid sampler needs discrete values for {key}: use choice(...), range(...) "
+        "or int(interval(...)) instead of a float interval."
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,8 +31,15 @@ class SeqrecOptunaSweeper(Sweeper):
         from ._impl import StudySweep, StudySettings
 
         settings = StudySettings(
-            sampler=sampler, direction=direction, storage=storage, study_name=study_name, n_trials=n_trials,
-            n_jobs=n_jobs, max_failure_rate=max_failure_rate, params=params, custom_search_space=custom_search_space,
+            sampler=sampler,
+            direction=direction,
+            storage=storage,
+            study_name=study_name,
+            n_trials=n_trials,
+            n_jobs=n_jobs,
+            max_failure_rate=max_failure_rate,
+            params=params,
+            custom_search_space=custom_search_space,
         )
         self.sweeper = StudySweep(settings)
 

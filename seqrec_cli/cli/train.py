@@ -118,8 +118,9 @@ def _json_string(text: str) -> str:
 
 def _interrupted(exc: Interrupted, run_dir: Path, overrides: list[str]) -> None:
     """Say what an interrupt kept, and how to continue; exit 130 (SIGINT) or 143 (SIGTERM)."""
-    again = " ".join(["seqrec-train", *(o for o in overrides if not o.startswith("trainer.resume=")),
-                      f"trainer.resume={run_dir}"])
+    again = " ".join(
+        ["seqrec-train", *(o for o in overrides if not o.startswith("trainer.resume=")), f"trainer.resume={run_dir}"]
+    )
     if exc.epochs_done:
         kept = f"Epoch {exc.epochs_done} is saved; continue with:  {again}"
     elif exc.epochs_done == 0:

@@ -56,8 +56,12 @@ def load_interactions(cfg: DatasetConfig) -> tuple[Interactions, dict]:
     read_seconds = time.perf_counter() - started
     notes = dict(events.attrs)
     inter, summary = build_interactions(
-        events, cfg.min_user_count, cfg.min_item_count,
-        min_rating=cfg.min_rating, dedup=cfg.dedup, max_history=cfg.max_history,
+        events,
+        cfg.min_user_count,
+        cfg.min_item_count,
+        min_rating=cfg.min_rating,
+        dedup=cfg.dedup,
+        max_history=cfg.max_history,
         time_window=time_window(cfg, notes.get("time_kind"), label),
     )
     del events

@@ -118,8 +118,9 @@ def _exact_integers(values: list) -> np.ndarray:
     return out
 
 
-def _refuse_non_integers(text: np.ndarray, is_int: np.ndarray, numbers: np.ndarray, where: str, name: str,
-                         id_type: str) -> None:
+def _refuse_non_integers(
+    text: np.ndarray, is_int: np.ndarray, numbers: np.ndarray, where: str, name: str, id_type: str
+) -> None:
     """Text ids are fine alone; a fraction, or text beside integers, is refused with a sentence."""
     fraction = numbers & ~is_int
     if fraction.any():
@@ -169,8 +170,7 @@ def timestamps(col: pd.Series, where: str, name: str, time_format: Optional[str]
     if numbers.notna().any():
         row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
         raise UserError(
-            f"Column {name!r} of {where} holds a value that is not a number: {col.iloc[row]!r} "
-            f"(data row {row + 1})."
+            f"Column {name!r} of {where} holds a value that is not a number: {col.iloc[row]!r} (data row {row + 1})."
         )
     return _datetime_ns(_parse_dates(col, where, name)), "date"
 
@@ -287,8 +287,7 @@ def ratings(col: pd.Series, where: str, name: str) -> np.ndarray:
     if numbers.isna().any():
         row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
         raise UserError(
-            f"Column {name!r} of {where} holds a rating that is not a number: {col.iloc[row]!r} "
-            f"(data row {row + 1})."
+            f"Column {name!r} of {where} holds a rating that is not a number: {col.iloc[row]!r} (data row {row + 1})."
         )
     return numbers.to_numpy(dtype=np.float64)
 

@@ -75,7 +75,11 @@ def data_dir(configured: Optional[str] = None) -> Path:
 
 
 def fetch(
-    name: str, root: Path, marker: str, url: Optional[str] = None, sha256: Optional[str] = None,
+    name: str,
+    root: Path,
+    marker: str,
+    url: Optional[str] = None,
+    sha256: Optional[str] = None,
     md5: Optional[str] = None,
 ) -> Path:
     """`root/name/`, holding `marker` (the file the reader needs), downloading the archive if absent."""
@@ -145,9 +149,7 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
         _check_digests(label, url, hint, digest.hexdigest(), md5_digest.hexdigest(), sha256, md5)
         os.replace(tmp, dest)
     except urllib.error.HTTPError as exc:
-        raise UserError(
-            f"Could not download {label}: {url} answered HTTP {exc.code} {exc.reason}; {hint}."
-        ) from None
+        raise UserError(f"Could not download {label}: {url} answered HTTP {exc.code} {exc.reason}; {hint}.") from None
     except urllib.error.URLError as exc:
         raise UserError(
             f"Could not download {label}: no network connection to {url} ({_reason(exc.reason)}); {hint}."
@@ -162,8 +164,9 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
         tmp.unlink(missing_ok=True)
 
 
-def _check_digests(label: str, url: str, hint: str, got: str, got_md5: str, sha256: Optional[str],
-                   md5: Optional[str]) -> None:
+def _check_digests(
+    label: str, url: str, hint: str, got: str, got_md5: str, sha256: Optional[str], md5: Optional[str]
+) -> None:
     """Refuse a download whose MD5 / SHA-256 differs from the known one; log the SHA-256 otherwise."""
     if md5 is not None and got_md5 != md5.lower():
         raise UserError(
@@ -173,7 +176,9 @@ def _check_digests(label: str, url: str, hint: str, got: str, got_md5: str, sha2
     if sha256 is None and md5 is None:
         log.warning(
             "No checksum is known for %s, so the download was not verified; it has SHA-256 %s "
-            "(set dataset.sha256 to pin it).", label, got,
+            "(set dataset.sha256 to pin it).",
+            label,
+            got,
         )
     elif sha256 is not None and got != sha256:
         raise UserError(
@@ -203,8 +208,13 @@ def _content_length(response: http.client.HTTPResponse) -> Optional[int]:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
 
 

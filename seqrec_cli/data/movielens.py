@@ -39,12 +39,19 @@ class Layout:
     movies_encodings: tuple[str, ...] = ("utf-8", "latin-1")
 
 
-_CSV = Layout("ratings.csv", ",", True, ("userId", "movieId", "rating", "timestamp"),
-              "movies.csv", ",", True, ("movieId", "title"))
+_CSV = Layout(
+    "ratings.csv",
+    ",",
+    True,
+    ("userId", "movieId", "rating", "timestamp"),
+    "movies.csv",
+    ",",
+    True,
+    ("movieId", "title"),
+)
 _DAT = Layout("ratings.dat", "::", False, ("0", "1", "2", "3"), "movies.dat", "::", False, ("0", "1"))
 LAYOUTS = {
-    "ml-100k": Layout("u.data", "\t", False, ("0", "1", "2", "3"), "u.item", "|", False, ("0", "1"),
-                      ("latin-1",)),
+    "ml-100k": Layout("u.data", "\t", False, ("0", "1", "2", "3"), "u.item", "|", False, ("0", "1"), ("latin-1",)),
     "ml-1m": replace(_DAT, movies_encodings=("latin-1", "utf-8")),
     "ml-10m": _DAT,
     "ml-20m": _CSV,
@@ -104,10 +111,17 @@ def read_ratings(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     user, item, rating, time = layout.columns
     wanted = [user, item, time] + ([rating] if cfg.min_rating is not None else [])
     text_cols = [user, item] if cfg.id_type == "str" else []
-    df = readers.read_delimited(path, layout.sep, layout.header, wanted, cfg.encoding, text_cols, [user, item],
-                                cfg.on_bad_lines)
+    df = readers.read_delimited(
+        path, layout.sep, layout.header, wanted, cfg.encoding, text_cols, [user, item], cfg.on_bad_lines
+    )
     return columns.table_events(
-        df, str(path), user, item, time, rating if cfg.min_rating is not None else None, cfg.id_type,
+        df,
+        str(path),
+        user,
+        item,
+        time,
+        rating if cfg.min_rating is not None else None,
+        cfg.id_type,
         cfg.time_format,
     )
 
@@ -127,8 +141,9 @@ def titles(cfg: DatasetConfig) -> Optional[dict]:
     id_col, title_col = layout.movies_columns
     for encoding in layout.movies_encodings:
         try:
-            df = readers.read_delimited(movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding,
-                                        id_columns=[id_col])
+            df = readers.read_delimited(
+                movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding, id_columns=[id_col]
+            )
             ids = columns.ids(df[id_col], str(movies), id_col, cfg.id_type)
             return dict(zip(ids.tolist(), df[title_col].astype(str).tolist()))
         except UserError as exc:  # titles are a nicety: never stop a run over them

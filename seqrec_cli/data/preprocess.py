@@ -219,17 +219,29 @@ def build_interactions(
         from_end = counts[ur[rows]] - (np.arange(len(rows)) - first[ur[rows]])
         keep[rows[from_end > max_history]] = False
         del rows, from_end
-        _record(summary, "max_history", f"dataset.max_history={max_history}", ur, ir, keep, n_u, n_i,
-                setting=max_history)
+        _record(
+            summary, "max_history", f"dataset.max_history={max_history}", ur, ir, keep, n_u, n_i, setting=max_history
+        )
 
     keep, rounds = _kcore(ur, ir, keep, min_user_count, min_item_count)
     counts = _record(
-        summary, "kcore",
+        summary,
+        "kcore",
         f"the k-core filter (dataset.min_user_count={min_user_count}, dataset.min_item_count={min_item_count})",
-        ur, ir, keep, n_u, n_i, min_user_count=min_user_count, min_item_count=min_item_count, rounds=rounds,
+        ur,
+        ir,
+        keep,
+        n_u,
+        n_i,
+        min_user_count=min_user_count,
+        min_item_count=min_item_count,
+        rounds=rounds,
     )
     summary["filtered"] = {
-        **counts, "min_user_count": min_user_count, "min_item_count": min_item_count, "kcore_rounds": rounds,
+        **counts,
+        "min_user_count": min_user_count,
+        "min_item_count": min_item_count,
+        "kcore_rounds": rounds,
     }
 
     rows = np.flatnonzero(keep) if not keep.all() else None
@@ -253,8 +265,17 @@ def build_interactions(
     return inter, summary
 
 
-def _record(summary: dict, step: str, label: str, ur: np.ndarray, ir: np.ndarray, keep: np.ndarray,
-            n_u: int, n_i: int, **settings: object) -> dict:
+def _record(
+    summary: dict,
+    step: str,
+    label: str,
+    ur: np.ndarray,
+    ir: np.ndarray,
+    keep: np.ndarray,
+    n_u: int,
+    n_i: int,
+    **settings: object,
+) -> dict:
     """Append the counts after `step`; stop with a clear sentence when nothing is left."""
     rows = np.flatnonzero(keep)
     counts = {

@@ -118,7 +118,7 @@ def decode(raw: bytes, path: Path, encoding: Optional[str]) -> str:
 
 def _not_text(path: Path, encoding: Optional[str], exc: UnicodeDecodeError) -> UserError:
     return UserError(
-        f"{path} is not {encoding or 'UTF-8'} text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+        f"{path} is not {encoding or 'UTF-8'} text (byte {exc.object[exc.start : exc.start + 1]!r} at "
         f"position {exc.start}): if it is text in another encoding set dataset.encoding (e.g. latin-1), "
         "otherwise check that it is the right file."
     )
@@ -182,8 +182,15 @@ _CHUNK_ROWS = 1_000_000
 _SKIPPED = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 
 
-def _read_columns(source: object, sep: str, header: bool, wanted: Sequence[str], text_columns: Sequence[str],
-                  kwargs: dict, on_bad_lines: str) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
+def _read_columns(
+    source: object,
+    sep: str,
+    header: bool,
+    wanted: Sequence[str],
+    text_columns: Sequence[str],
+    kwargs: dict,
+    on_bad_lines: str,
+) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
     """The `wanted` columns, and (line, expected fields, fields) of every line dropped as too long."""
     if isinstance(source, io.StringIO):
         source.seek(0)
@@ -193,9 +200,17 @@ def _read_columns(source: object, sep: str, header: bool, wanted: Sequence[str],
         warnings.simplefilter("always", pd.errors.ParserWarning)
         # pandas' "warn" drops a bad line with a ParserWarning naming it: recorded here, for both
         # warn and skip, so that every dropped line is counted.
-        reader = pd.read_csv(source, sep=sep, header=0 if header else None, index_col=False, dtype=dtype or None,
-                             engine="c", chunksize=_CHUNK_ROWS,
-                             on_bad_lines="error" if on_bad_lines == "error" else "warn", **kwargs)
+        reader = pd.read_csv(
+            source,
+            sep=sep,
+            header=0 if header else None,
+            index_col=False,
+            dtype=dtype or None,
+            engine="c",
+            chunksize=_CHUNK_ROWS,
+            on_bad_lines="error" if on_bad_lines == "error" else "warn",
+            **kwargs,
+        )
         with reader:
             parts = [chunk[keys] for chunk in reader]
     df = pd.concat(parts, ignore_index=True) if len(parts) != 1 else parts[0]
@@ -205,18 +220,31 @@ def _read_columns(source: object, sep: str, header: bool, wanted: Sequence[str],
     return df, bad
 
 
-def _report_bad_lines(df: pd.DataFrame, bad: list[tuple[int, int, int]], path: Path, header: bool,
-                      on_bad_lines: str) -> None:
+def _report_bad_lines(
+    df: pd.DataFrame, bad: list[tuple[int, int, int]], path: Path, header: bool, on_bad_lines: str
+) -> None:
     """Lines dropped under `dataset.on_bad_lines=warn|skip`: logged and counted in `df.attrs`."""
     line, expected, fields = bad[0]
     what = "the header" if header else "the first line"
     (log.warning if on_bad_lines == "warn" else log.info)(
         "%s: dropped %d line%s with more fields than %s (%d); the first is line %d (%d fields) "
-        "(dataset.on_bad_lines=%s).", path, len(bad), "s" if len(bad) > 1 else "", what, expected, line, fields,
+        "(dataset.on_bad_lines=%s).",
+        path,
+        len(bad),
+        "s" if len(bad) > 1 else "",
+        what,
+        expected,
+        line,
+        fields,
         on_bad_lines,
     )
-    df.attrs["bad_lines"] = {"action": on_bad_lines, "dropped_lines": len(bad), "first_line": line,
-                             "first_line_fields": fields, "expected_fields": expected}
+    df.attrs["bad_lines"] = {
+        "action": on_bad_lines,
+        "dropped_lines": len(bad),
+        "first_line": line,
+        "first_line_fields": fields,
+        "expected_fields": expected,
+    }
 
 
 @contextmanager
@@ -286,9 +314,7 @@ def read_parquet(path: Path, wanted: Sequence[str]) -> pd.DataFrame:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise UserError(
-            f"Reading the Parquet file {path} needs pyarrow: pip install 'seqrec-cli[parquet]'."
-        ) from None
+        raise UserError(f"Reading the Parquet file {path} needs pyarrow: pip install 'seqrec-cli[parquet]'.") from None
     try:
         found = list(pq.ParquetFile(path).schema_arrow.names)
         missing = [c for c in wanted if c not in found]
@@ -345,7 +371,8 @@ def atomic_file(path: Path) -> Path:
         return found[0]
     raise UserError(
         f"Found {len(found)} .inter files in {path}: point dataset.path at the one to read."
-        if found else f"No RecBole .inter file in {path}."
+        if found
+        else f"No RecBole .inter file in {path}."
     )
 
 
@@ -378,8 +405,7 @@ def read_atomic(
     missing = [c for c in wanted if c not in names]
     if missing:
         raise UserError(
-            f"{path} has no field {', '.join(map(repr, missing))}: the fields found are "
-            f"{', '.join(map(repr, fields))}."
+            f"{path} has no field {', '.join(map(repr, missing))}: the fields found are {', '.join(map(repr, fields))}."
         )
     for col in (user_col, item_col):
         if kinds[col].endswith("_seq"):
@@ -387,8 +413,16 @@ def read_atomic(
                 f"Field {names[col]!r} of {path} is a sequence field; user and item ids must be single tokens."
             )
     text_cols = [names[user_col], names[item_col]] if id_type == "str" else []
-    df = read_delimited(path, "\t", True, [names[c] for c in wanted], encoding, text_cols,
-                        [names[user_col], names[item_col]], on_bad_lines)
+    df = read_delimited(
+        path,
+        "\t",
+        True,
+        [names[c] for c in wanted],
+        encoding,
+        text_cols,
+        [names[user_col], names[item_col]],
+        on_bad_lines,
+    )
     df.columns = [c.split(":", 1)[0] for c in df.columns]
     return columns.table_events(df, str(path), user_col, item_col, time_col, rating_col, id_type, time_format)
 
@@ -418,10 +452,12 @@ def read_sequences(path: Path, encoding: Optional[str], id_type: str) -> pd.Data
     if len(items) == 0:
         raise UserError(f"{path} holds user ids but no items: expected lines of `user item item ...`.")
     where = str(path)
-    return pd.DataFrame({
-        "user": columns.ids(pd.Series(users, dtype=object), where, "user (first token of a line)", id_type),
-        "item": columns.ids(pd.Series(items, dtype=object), where, "item", id_type),
-    })
+    return pd.DataFrame(
+        {
+            "user": columns.ids(pd.Series(users, dtype=object), where, "user (first token of a line)", id_type),
+            "item": columns.ids(pd.Series(items, dtype=object), where, "item", id_type),
+        }
+    )
 
 
 def read_pairs(path: Path, encoding: Optional[str], id_type: str, on_bad_lines: str = "error") -> pd.DataFrame:
@@ -429,9 +465,11 @@ def read_pairs(path: Path, encoding: Optional[str], id_type: str, on_bad_lines: 
     text_cols = ["0", "1"] if id_type == "str" else []
     df = read_delimited(require_file(path), r"\s+", False, ["0", "1"], encoding, text_cols, ["0", "1"], on_bad_lines)
     where = str(path)
-    events = pd.DataFrame({
-        "user": columns.ids(df["0"], where, "user (first column)", id_type),
-        "item": columns.ids(df["1"], where, "item (second column)", id_type),
-    })
+    events = pd.DataFrame(
+        {
+            "user": columns.ids(df["0"], where, "user (first column)", id_type),
+            "item": columns.ids(df["1"], where, "item (second column)", id_type),
+        }
+    )
     events.attrs.update(df.attrs)
     return events

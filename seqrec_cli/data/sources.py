@@ -81,15 +81,34 @@ def read_events(cfg: DatasetConfig, path: Optional[Path] = None) -> pd.DataFrame
     if cfg.source in ("bundled", "movielens"):
         return movielens.read_ratings(path, cfg)
     if cfg.source == "atomic":
-        return readers.read_atomic(path, cfg.user_col, cfg.item_col, cfg.time_col, _rating_col(cfg), cfg.encoding,
-                                   cfg.id_type, cfg.on_bad_lines, cfg.time_format)
+        return readers.read_atomic(
+            path,
+            cfg.user_col,
+            cfg.item_col,
+            cfg.time_col,
+            _rating_col(cfg),
+            cfg.encoding,
+            cfg.id_type,
+            cfg.on_bad_lines,
+            cfg.time_format,
+        )
     if cfg.source == "sequences":
         return readers.read_sequences(path, cfg.encoding, cfg.id_type)
     if cfg.source == "pairs":
         return readers.read_pairs(path, cfg.encoding, cfg.id_type, cfg.on_bad_lines)
     return readers.read_table(
-        path, cfg.format, cfg.sep, cfg.header, cfg.user_col, cfg.item_col, cfg.time_col,
-        _rating_col(cfg), cfg.encoding, cfg.id_type, cfg.on_bad_lines, cfg.time_format,
+        path,
+        cfg.format,
+        cfg.sep,
+        cfg.header,
+        cfg.user_col,
+        cfg.item_col,
+        cfg.time_col,
+        _rating_col(cfg),
+        cfg.encoding,
+        cfg.id_type,
+        cfg.on_bad_lines,
+        cfg.time_format,
     )
 
 

@@ -20,8 +20,14 @@ def build(model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows:
     hidden = encoder.hidden_size or dim
     if encoder.name == "attention":
         enc: nn.Module = AttentionEncoder(
-            dim, model.max_len, encoder.num_layers, encoder.num_heads,
-            encoder.ffn_size or dim, encoder.dropout, encoder.pre_norm, encoder.block,
+            dim,
+            model.max_len,
+            encoder.num_layers,
+            encoder.num_heads,
+            encoder.ffn_size or dim,
+            encoder.dropout,
+            encoder.pre_norm,
+            encoder.block,
         )
     elif encoder.name == "gru_attention":
         enc = RecurrentAttentionEncoder(dim, hidden, encoder.num_layers, encoder.num_heads, encoder.dropout)

@@ -60,7 +60,8 @@ class AttentionBlock(nn.Module):
         self.out = nn.Linear(dim, dim)
         gated = block == "ligr"
         self.ffn: nn.Module = (
-            SwiGLU(dim, ffn_size, dropout) if gated
+            SwiGLU(dim, ffn_size, dropout)
+            if gated
             else nn.Sequential(nn.Linear(dim, ffn_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_size, dim))
         )
         # LiGR's residual gates; None in SASRec's block.
@@ -80,9 +81,7 @@ class AttentionBlock(nn.Module):
         b, length, dim = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         # SDPA picks a fused kernel (flash / memory-efficient) where the device has one.
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, length, dim))
 
     def attend_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -91,9 +90,7 @@ class AttentionBlock(nn.Module):
         only the output projection is skipped for the other positions."""
         b, length, dim = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         y_last = y.transpose(1, 2)[torch.arange(b, device=x.device), last]  # [b, heads, head size]
         return self.out(y_last.reshape(b, dim))
 
@@ -116,7 +113,14 @@ class AttentionBlock(nn.Module):
 
 class AttentionEncoder(nn.Module):
     def __init__(
-        self, dim: int, max_len: int, num_blocks: int, num_heads: int, ffn_size: int, dropout: float, pre_norm: bool,
+        self,
+        dim: int,
+        max_len: int,
+        num_blocks: int,
+        num_heads: int,
+        ffn_size: int,
+        dropout: float,
+        pre_norm: bool,
         block: str = "sasrec",
     ) -> None:
         super().__init__()

@@ -40,7 +40,9 @@ def plot_curves(path: Path, rows: Sequence[dict[str, Any]], monitor: str) -> boo
     return plot_runs(path, {"": rows}, f"valid/{monitor}")
 
 
-def plot_runs(path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metric_key: str, max_legend: int = 12) -> bool:
+def plot_runs(
+    path: Path, runs: Mapping[str, Sequence[Mapping[str, Any]]], metric_key: str, max_legend: int = 12
+) -> bool:
     """Train loss and `metric_key` per epoch, one line per run (label -> history rows).
 
     Rows are history.csv rows, as dicts from the trainer or as strings read back from the file;

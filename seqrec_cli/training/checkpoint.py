@@ -46,7 +46,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     with path.open("rb") as fh:
         magic = fh.read(4)
     if magic != ZIP_MAGIC:  # torch.save writes a zip archive; a truncated one still starts like one
-        raise UserError(f"{path} is not a checkpoint: it was not written by torch.save ({size} bytes of something else).")
+        raise UserError(
+            f"{path} is not a checkpoint: it was not written by torch.save ({size} bytes of something else)."
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -103,8 +105,14 @@ def _tensor_bytes(obj: Any) -> int:
 
 # ---- what the payloads hold -------------------------------------------------------------------
 
+
 def best_payload(
-    weights: dict, epoch: int, valid: dict, config: dict, item_ids: list, user_ids: Optional[list],
+    weights: dict,
+    epoch: int,
+    valid: dict,
+    config: dict,
+    item_ids: list,
+    user_ids: Optional[list],
     data: dict[str, Any],
 ) -> dict[str, Any]:
     """best.pt: weights plus what inference needs without the run's data at hand."""
@@ -125,13 +133,26 @@ def best_payload(
 
 
 def resume_payload(
-    model: dict, optimizer: dict, loop: dict, rng: dict, config: dict, best: dict, data: dict[str, Any],
+    model: dict,
+    optimizer: dict,
+    loop: dict,
+    rng: dict,
+    config: dict,
+    best: dict,
+    data: dict[str, Any],
 ) -> dict[str, Any]:
     """last.pt: the whole training state. `best` ({"model", "epoch"}) travels with it, so a kill
     between writing best.pt and last.pt can never leave best weights from an epoch the loop state
     has not reached."""
-    return {"model": model, "optimizer": optimizer, "loop": loop, "rng": rng, "config": config,
-            "best": best, "data": data}
+    return {
+        "model": model,
+        "optimizer": optimizer,
+        "loop": loop,
+        "rng": rng,
+        "config": config,
+        "best": best,
+        "data": data,
+    }
 
 
 def data_fingerprint(n_users: int, item_ids: Any, offsets: Any, items: Any) -> dict[str, Any]:
@@ -140,7 +161,12 @@ def data_fingerprint(n_users: int, item_ids: Any, offsets: Any, items: Any) -> d
     digest.update("\x1f".join(str(v) for v in list(item_ids)).encode())
     digest.update(memoryview(np.ascontiguousarray(offsets, dtype=np.int64)).cast("B"))
     digest.update(memoryview(np.ascontiguousarray(items, dtype=np.int32)).cast("B"))
-    return {"users": int(n_users), "items": len(item_ids), "interactions": int(len(items)), "digest": digest.hexdigest()}
+    return {
+        "users": int(n_users),
+        "items": len(item_ids),
+        "interactions": int(len(items)),
+        "digest": digest.hexdigest(),
+    }
 
 
 # ---- resume checks: everything is checked before the run directory is touched -----------------
@@ -156,8 +182,12 @@ RESUME_MUST_MATCH_KEYS = (
 
 
 def check_resume(
-    path: Path, ckpt: dict[str, Any], config: dict[str, Any], defaults: dict[str, Any],
-    data: dict[str, Any], shapes: dict[str, tuple],
+    path: Path,
+    ckpt: dict[str, Any],
+    config: dict[str, Any],
+    defaults: dict[str, Any],
+    data: dict[str, Any],
+    shapes: dict[str, tuple],
 ) -> None:
     """Refuse a resume whose settings, data or weight shapes differ from the checkpoint's."""
     differing = _differing_settings(ckpt["config"], config, defaults)
@@ -165,8 +195,14 @@ def check_resume(
         raise UserError(f"Cannot resume from {path}: its run used different settings for {', '.join(differing)}.")
     saved = ckpt.get("data")
     if saved is not None and saved != data:
-        changes = ", ".join(f"{k} {saved.get(k)} -> {data[k]}" for k in ("users", "items", "interactions")
-                            if saved.get(k) != data[k]) or "same counts, different events"
+        changes = (
+            ", ".join(
+                f"{k} {saved.get(k)} -> {data[k]}"
+                for k in ("users", "items", "interactions")
+                if saved.get(k) != data[k]
+            )
+            or "same counts, different events"
+        )
         raise UserError(
             f"Cannot resume from {path}: the data has changed since that run started ({changes}); "
             "resume needs the data it was trained on: start a new run for the new data."

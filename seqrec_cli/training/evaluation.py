@@ -56,7 +56,11 @@ def input_widths(lengths: np.ndarray, max_len: int) -> np.ndarray:
 
 
 def prepare(
-    splits: SequenceSplits, split: EvalSplit, max_len: int, mask_history: bool, device: torch.device,
+    splits: SequenceSplits,
+    split: EvalSplit,
+    max_len: int,
+    mask_history: bool,
+    device: torch.device,
     side: SideInputs = SideInputs(),
 ) -> EvalInputs:
     """The split's model inputs and masks, on `device`; `side` adds the inputs optional model
@@ -83,7 +87,8 @@ def prepare(
         n_items=data.n_items,
         gaps=(
             torch.as_tensor(history_gaps(side.gaps, data, users, history_end, max_len), device=device)
-            if side.gaps is not None else None
+            if side.gaps is not None
+            else None
         ),
         users=torch.as_tensor(side.user_rows[users], device=device) if side.user_rows is not None else None,
     )
@@ -205,14 +210,21 @@ def shard(split: EvalSplit, rank: int, world_size: int) -> EvalSplit:
     return EvalSplit(split.users[take], split.history_end[take], split.targets[take])
 
 
-def evaluate(inputs: EvalInputs, scorer: Scorer, batch_size: int, ks: Sequence[int], gather: Gather = _local) -> dict[str, float]:
+def evaluate(
+    inputs: EvalInputs, scorer: Scorer, batch_size: int, ks: Sequence[int], gather: Gather = _local
+) -> dict[str, float]:
     """Metrics over all rows; under torch.distributed `gather` joins every process's ranks first,
     so every process computes the same numbers."""
     return ranking_metrics(gather(rank_all(inputs, scorer, batch_size)), ks)
 
 
 def evaluate_model(
-    model: SequentialRecommender, inputs: EvalInputs, batch_size: int, ks: Sequence[int], amp: bool, gather: Gather = _local
+    model: SequentialRecommender,
+    inputs: EvalInputs,
+    batch_size: int,
+    ks: Sequence[int],
+    amp: bool,
+    gather: Gather = _local,
 ) -> dict[str, float]:
     was_training = model.training
     model.eval()

@@ -75,8 +75,12 @@ class LrSchedule:
             self.plateau_bad = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "plateau_factor": self.plateau_factor, "plateau_best": self.plateau_best,
-                "plateau_bad": self.plateau_bad}
+        return {
+            "step": self.step,
+            "plateau_factor": self.plateau_factor,
+            "plateau_best": self.plateau_best,
+            "plateau_bad": self.plateau_bad,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])

@@ -124,8 +124,10 @@ def _parameter_groups(model: torch.nn.Module, norms_and_biases: bool, embeddings
         is_embedding = id(param) in embedding_ids
         small = param.ndim < 2 and not is_embedding  # LayerNorm weights and every bias
         (kept if (small and not norms_and_biases) or (is_embedding and not embeddings) else decayed).append(param)
-    return [{"params": decayed, "weight_decay": decay, "decay": True},
-            {"params": kept, "weight_decay": 0.0, "decay": False}]
+    return [
+        {"params": decayed, "weight_decay": decay, "decay": True},
+        {"params": kept, "weight_decay": 0.0, "decay": False},
+    ]
 
 
 @contextmanager
@@ -174,8 +176,13 @@ class Trainer:
     """One run's training state (model, optimizer, schedule, loop state, RNG) and its loop."""
 
     def __init__(
-        self, model: SequentialRecommender, splits: SequenceSplits, cfg: TrainConfig, device: torch.device,
-        ctx: FitContext, on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
+        self,
+        model: SequentialRecommender,
+        splits: SequenceSplits,
+        cfg: TrainConfig,
+        device: torch.device,
+        ctx: FitContext,
+        on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
     ) -> None:
         self.model, self.splits, self.cfg, self.device, self.ctx = model, splits, cfg, device, ctx
         self.on_epoch_end = on_epoch_end
@@ -189,7 +196,9 @@ class Trainer:
         )
         log.info(
             "Training on %d sequences (%d target positions), validating on %d users",
-            len(self.data), int(self.data.lengths_cpu.sum()), len(splits.valid),
+            len(self.data),
+            int(self.data.lengths_cpu.sum()),
+            len(splits.valid),
         )
         model.to(device)
         self.optimizer = build_optimizer(model, cfg, device)
@@ -212,14 +221,22 @@ class Trainer:
             raise UserError("No training sequences: every user has fewer than two training events.")
         if cfg.trainer.overfit_batches:
             n = cfg.trainer.overfit_batches * cfg.trainer.batch_size
-            examples = dataclasses.replace(examples, **{
-                f.name: getattr(examples, f.name)[:n] for f in dataclasses.fields(examples)
-                if getattr(examples, f.name) is not None})
+            examples = dataclasses.replace(
+                examples,
+                **{
+                    f.name: getattr(examples, f.name)[:n]
+                    for f in dataclasses.fields(examples)
+                    if getattr(examples, f.name) is not None
+                },
+            )
         optional = lambda a: torch.as_tensor(a, device=device) if a is not None else None  # noqa: E731
         return Batches(
-            torch.as_tensor(examples.inputs, device=device), torch.as_tensor(examples.targets, device=device),
-            torch.as_tensor(examples.lengths, device=device), examples.lengths,
-            optional(examples.gaps), optional(examples.users),
+            torch.as_tensor(examples.inputs, device=device),
+            torch.as_tensor(examples.targets, device=device),
+            torch.as_tensor(examples.lengths, device=device),
+            examples.lengths,
+            optional(examples.gaps),
+            optional(examples.users),
         )
 
     def _step_model(self) -> torch.nn.Module:
@@ -241,7 +258,9 @@ class Trainer:
             self.save()  # an interrupt during the first epoch can then still be resumed
         log.info(
             "A * marks a new best valid/%s (kept in checkpoints/best.pt); training stops after %d evaluation(s) "
-            "in a row without one.", t.monitor, max(t.patience, 1),
+            "in a row without one.",
+            t.monitor,
+            max(t.patience, 1),
         )
         self.wall_before = self.state.wall_seconds
         # The first epoch this process runs is profiled when asked to (trainer.profile_steps).
@@ -253,8 +272,11 @@ class Trainer:
         self.model.load_state_dict(self.best_weights)
         best_valid = self.validate()
         return FitResult(
-            state=self.state, valid=best_valid, stopped_early=stopped_early,
-            train_sequences=len(self.data), train_positions=int(self.data.lengths_cpu.sum()),
+            state=self.state,
+            valid=best_valid,
+            stopped_early=stopped_early,
+            train_sequences=len(self.data),
+            train_positions=int(self.data.lengths_cpu.sum()),
             profile=self.profiler.result if self.profiler is not None else None,
         )
 
@@ -327,12 +349,28 @@ class Trainer:
             log.info("%s  (%.1f s%s)", head, seconds, eta)
             return
         patience = f"patience {self.state.bad_evals}/{max(t.patience, 1)}"
-        log.info("%s  %s%s  %s  (%.1f s%s)", head, format_metrics(self.last_valid, keys), "  *" if improved else "",
-                 patience, seconds, eta)
+        log.info(
+            "%s  %s%s  %s  (%.1f s%s)",
+            head,
+            format_metrics(self.last_valid, keys),
+            "  *" if improved else "",
+            patience,
+            seconds,
+            eta,
+        )
 
     def save(self) -> None:
-        _save_last(self.ckpt_dir, self.model, self.optimizer, self.state, self.np_rng, self.cfg,
-                   self.best_weights, self.ctx, self.schedule)
+        _save_last(
+            self.ckpt_dir,
+            self.model,
+            self.optimizer,
+            self.state,
+            self.np_rng,
+            self.cfg,
+            self.best_weights,
+            self.ctx,
+            self.schedule,
+        )
 
     def train_epoch(self, epoch: int, stop: dict[str, Optional[str]]) -> float:
         """One pass over the training rows; returns the mean loss over all target positions."""
@@ -358,8 +396,9 @@ class Trainer:
                 group = range((step // k) * k, min((step // k + 1) * k, n_batches))
                 if step == group.start:
                     # Every position of the accumulated batches weighs the same in the step's gradient.
-                    group_count = sum(int(data.lengths_cpu[order[b * t.batch_size:(b + 1) * t.batch_size]].sum())
-                                      for b in group)
+                    group_count = sum(
+                        int(data.lengths_cpu[order[b * t.batch_size : (b + 1) * t.batch_size]].sum()) for b in group
+                    )
                     self.optimizer.zero_grad(set_to_none=True)
                 batch = slice(step * t.batch_size, (step + 1) * t.batch_size)
                 loss, count = self._backward(order[batch], order_dev[batch], group_count)
@@ -428,14 +467,16 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
 
 
-def _keep_top_k(folder: Path, state: "LoopState", score: float, epoch: int, weights: dict, valid: dict,
-                trainer: "Trainer", k: int) -> None:
+def _keep_top_k(
+    folder: Path, state: "LoopState", score: float, epoch: int, weights: dict, valid: dict, trainer: "Trainer", k: int
+) -> None:
     """checkpoints/top/epoch-NNN.pt for the k best evaluations so far (ties: the earlier epoch)."""
     ranked = sorted([*state.top, [score, epoch]], key=lambda se: (-se[0], se[1]))
     keep, drop = ranked[:k], ranked[k:]
     if [score, epoch] in keep:
-        _save_best(folder, weights, epoch, valid, trainer.cfg, trainer.splits, trainer.ctx,
-                   name=f"epoch-{epoch:03d}.pt")
+        _save_best(
+            folder, weights, epoch, valid, trainer.cfg, trainer.splits, trainer.ctx, name=f"epoch-{epoch:03d}.pt"
+        )
     for _, old in drop:
         (folder / f"epoch-{old:03d}.pt").unlink(missing_ok=True)
     state.top = keep
@@ -451,8 +492,14 @@ def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, devi
 
 
 def _restore(
-    ctx: FitContext, model: SequentialRecommender, optimizer: torch.optim.Optimizer, np_rng: np.random.Generator,
-    cfg: TrainConfig, splits: SequenceSplits, device: torch.device, schedule: LrSchedule,
+    ctx: FitContext,
+    model: SequentialRecommender,
+    optimizer: torch.optim.Optimizer,
+    np_rng: np.random.Generator,
+    cfg: TrainConfig,
+    splits: SequenceSplits,
+    device: torch.device,
+    schedule: LrSchedule,
 ) -> tuple[LoopState, dict]:
     """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
     optimizer, loop state, RNG streams; the optimizer's hyperparameters are this run's; the best
@@ -472,8 +519,15 @@ def _restore(
         on_disk = load_checkpoint(best_path, device).get("epoch") if best_path.is_file() else None
         if ctx.dist_info.is_main and state.best_epoch and on_disk != state.best_epoch:
             log.warning("best.pt held epoch %s, the training state says %d: rewriting it.", on_disk, state.best_epoch)
-            _save_best(ctx.run_dir / "checkpoints", best_weights, state.best_epoch, ckpt["best"].get("valid", {}),
-                       cfg, splits, ctx)
+            _save_best(
+                ctx.run_dir / "checkpoints",
+                best_weights,
+                state.best_epoch,
+                ckpt["best"].get("valid", {}),
+                cfg,
+                splits,
+                ctx,
+            )
     else:  # a last.pt of an older version: best.pt is the only copy of the best weights
         best_weights = load_checkpoint(best_path, device)["model"] if best_path.is_file() else model.state_dict()
     log.info("Resumed from %s after epoch %d", ctx.resume_path, state.epoch)
@@ -492,8 +546,11 @@ def _apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig
     for group in optimizer.param_groups:
         for key, value in wanted.items():
             group[key] = 0.0 if key == "weight_decay" and not group.get("decay", True) else value
-    changed = [f"optimizer.{k} {saved.get(k)} -> {v if k != 'betas' else list(v)}" for k, v in wanted.items()
-               if k in saved and _as_list(saved[k]) != _as_list(v)]
+    changed = [
+        f"optimizer.{k} {saved.get(k)} -> {v if k != 'betas' else list(v)}"
+        for k, v in wanted.items()
+        if k in saved and _as_list(saved[k]) != _as_list(v)
+    ]
     if changed:
         log.info("Resuming with new optimizer settings: %s.", ", ".join(changed))
 
@@ -503,20 +560,38 @@ def _as_list(value: Any) -> Any:
 
 
 def _save_best(
-    ckpt_dir: Path, weights: dict, epoch: int, valid: dict, cfg: TrainConfig, splits: SequenceSplits, ctx: FitContext,
+    ckpt_dir: Path,
+    weights: dict,
+    epoch: int,
+    valid: dict,
+    cfg: TrainConfig,
+    splits: SequenceSplits,
+    ctx: FitContext,
     name: str = "best.pt",
 ) -> None:
-    save_checkpoint(ckpt_dir / name, checkpoint.best_payload(
-        weights, epoch, valid, asdict(cfg), splits.data.item_ids.tolist(), ctx.user_ids, ctx.data))
+    save_checkpoint(
+        ckpt_dir / name,
+        checkpoint.best_payload(
+            weights, epoch, valid, asdict(cfg), splits.data.item_ids.tolist(), ctx.user_ids, ctx.data
+        ),
+    )
 
 
 def _save_last(
-    ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
-    np_rng: np.random.Generator, cfg: TrainConfig, best_weights: dict, ctx: FitContext, schedule: LrSchedule,
+    ckpt_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: LoopState,
+    np_rng: np.random.Generator,
+    cfg: TrainConfig,
+    best_weights: dict,
+    ctx: FitContext,
+    schedule: LrSchedule,
 ) -> None:
     best = {"model": best_weights, "epoch": state.best_epoch, "valid": _best_valid(state)}
     payload = checkpoint.resume_payload(
-        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data)
+        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data
+    )
     payload["schedule"] = schedule.state_dict()
     save_checkpoint(ckpt_dir / "last.pt", payload)
 
@@ -524,4 +599,4 @@ def _save_last(
 def _best_valid(state: LoopState) -> dict[str, float]:
     """The validation metrics of the best epoch, read back from the history."""
     row = next((r for r in state.history if r.get("epoch") == state.best_epoch), {})
-    return {k[len("valid/"):]: v for k, v in row.items() if k.startswith("valid/")}
+    return {k[len("valid/") :]: v for k, v in row.items() if k.startswith("valid/")}

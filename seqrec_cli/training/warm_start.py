@@ -57,8 +57,9 @@ def open_parent(path: str | Path, cfg: TrainConfig) -> Parent:
         )
     ckpt = load_best(best)
     saved, now = ckpt["config"], asdict(cfg)
-    differing = [f"{g}.{k}" for g, keys in MUST_MATCH.items() for k in keys
-                 if saved.get(g, {}).get(k, now[g][k]) != now[g][k]]
+    differing = [
+        f"{g}.{k}" for g, keys in MUST_MATCH.items() for k in keys if saved.get(g, {}).get(k, now[g][k]) != now[g][k]
+    ]
     if differing:
         raise UserError(
             f"Cannot start from {path}: its weights were trained with different {', '.join(differing)} "
@@ -76,7 +77,10 @@ def _lineage(metrics: Path) -> list[str]:
 
 
 def transfer(
-    parent: Parent, model: torch.nn.Module, item_ids: Sequence[Any], user_ids: Optional[Sequence[Any]],
+    parent: Parent,
+    model: torch.nn.Module,
+    item_ids: Sequence[Any],
+    user_ids: Optional[Sequence[Any]],
     cfg: TrainConfig,
 ) -> dict[str, Any]:
     """Load the parent's weights into `model` (built for the new data); returns the provenance."""
@@ -84,8 +88,10 @@ def transfer(
     wrong = [k for k in new if k not in ROW_TABLES and (k not in old or old[k].shape != new[k].shape)]
     if wrong:
         raise UserError(f"Cannot start from {parent.run_dir}: its weights do not fit this model ({', '.join(wrong)}).")
-    ids = {"items": (parent.ckpt["item_ids"], list(item_ids)),
-           "users": (parent.ckpt.get("user_ids") or [], list(user_ids or []))}
+    ids = {
+        "items": (parent.ckpt["item_ids"], list(item_ids)),
+        "users": (parent.ckpt.get("user_ids") or [], list(user_ids or [])),
+    }
     gen = torch.Generator().manual_seed(cfg.trainer.seed)
     counts: dict[str, Any] = {}
     state = {k: v.clone() for k, v in old.items() if k not in ROW_TABLES}
@@ -99,15 +105,22 @@ def transfer(
         )
     model.load_state_dict(state)
     log.info(
-        "Started from %s: %d items kept, %d new, %d dropped%s.", parent.run_dir, counts["items"]["kept"],
-        counts["items"]["added"], counts["items"]["dropped"],
+        "Started from %s: %d items kept, %d new, %d dropped%s.",
+        parent.run_dir,
+        counts["items"]["kept"],
+        counts["items"]["added"],
+        counts["items"]["dropped"],
         "; users {kept} kept, {added} new, {dropped} dropped".format(**counts["users"]) if "users" in counts else "",
     )
     return {"run": str(parent.run_dir.resolve()), "lineage": parent.lineage, **counts}
 
 
 def _aligned_rows(
-    old: torch.Tensor, new: torch.Tensor, old_ids: Sequence[Any], new_ids: Sequence[Any], std: float,
+    old: torch.Tensor,
+    new: torch.Tensor,
+    old_ids: Sequence[Any],
+    new_ids: Sequence[Any],
+    std: float,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, int]]:
     """Row i + 1 of the result belongs to new_ids[i]; row 0 (padding / no vector) stays zero."""

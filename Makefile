@@ -1,0 +1,28 @@
+# Two commands on a fresh machine with Python >= 3.10:
+#   make train   train on the bundled MovieLens latest-small (extra settings: make train ARGS="encoder=gru")
+#   make test    ruff, then the default test suite (make test PYTEST_ARGS="-m slow" for the slow tests)
+# The first run makes the virtual environment .venv and installs the project with its dev extra;
+# later runs reuse it (and reinstall only when pyproject.toml changed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: train test install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/seqrec-train $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
