@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from seqrec_cli import data as data_module
 from seqrec_cli import models, tracking
-from seqrec_cli.config import TrainConfig, metric_names
+from seqrec_cli.config import TrainConfig, metric_names, validate
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import side_inputs
 from seqrec_cli.errors import UserError
@@ -74,6 +74,7 @@ def run(
     talks to the experiment tracker).
     """
     started = time.perf_counter()
+    validate(cfg)  # a TrainConfig built in Python gets the CLI's checks
     t = cfg.trainer
     set_threads(t.num_threads)
     set_deterministic(t.deterministic)
