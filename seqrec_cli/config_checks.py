@@ -24,6 +24,7 @@ from seqrec_cli.config_schema import (
     MOVIELENS,
     NEGATIVE_SAMPLING,
     OPTIMIZERS,
+    PRECISIONS,
     SCHEDULERS,
     SPLITS,
     TABLE_FORMATS,
@@ -173,6 +174,7 @@ def validate_schedule(cfg: TrainConfig) -> None:
         t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", t.accumulate_grad_batches, "an integer > 0"
     )
     require(t.save_top_k >= 0, "trainer.save_top_k", t.save_top_k, "an integer >= 0")
+    require_choice("trainer.precision", t.precision, PRECISIONS)
     require(
         t.limit_batches is None or t.limit_batches > 0,
         "trainer.limit_batches",

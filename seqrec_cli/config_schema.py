@@ -26,6 +26,7 @@ __all__ = [
     "NEGATIVE_SAMPLING",
     "OPTIMIZERS",
     "SCHEDULERS",
+    "PRECISIONS",
     "METRIC_FAMILIES",
     "LOGGERS",
     "SyntheticConfig",
@@ -56,6 +57,7 @@ LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "linear", "step", "plateau")
+PRECISIONS = ("bf16", "fp16", "fp32")
 METRIC_FAMILIES = ("hr", "ndcg", "mrr")
 LOGGERS = ("none", "mlflow", "tensorboard")
 
@@ -246,6 +248,9 @@ class TrainerConfig:
     deterministic: bool = False
     num_threads: Optional[int] = None
     amp: bool = True
+    # Mixed precision on CUDA when amp is true: bf16 autocast, or fp16 autocast with a gradient
+    # scaler (saved in last.pt); fp32 turns autocast off. No effect on the CPU.
+    precision: str = "bf16"
     compile: bool = False
     grad_clip_norm: Optional[float] = None
     # Sum the gradients of this many batches before each optimizer step (a k-times larger batch).

@@ -123,6 +123,10 @@ def test_bad_schedule_values_are_one_sentence():
     cfg.trainer.accumulate_grad_batches = 0
     with pytest.raises(UserError, match="trainer.accumulate_grad_batches"):
         validate(cfg)
+    cfg = TrainConfig()
+    cfg.trainer.precision = "fp8"
+    with pytest.raises(UserError, match="trainer.precision='fp8': expected one of bf16, fp16, fp32"):
+        validate(cfg)
 
 
 # ---- accumulation, weight decay ----------------------------------------------------------------

@@ -203,7 +203,10 @@ class Trainer:
         model.to(device)
         self.optimizer = build_optimizer(model, cfg, device)
         self.loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"))  # counts of the training part
-        self.use_amp = t.amp and device.type == "cuda"
+        self.use_amp = t.amp and device.type == "cuda" and t.precision != "fp32"
+        self.amp_dtype = torch.float16 if t.precision == "fp16" else torch.bfloat16
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (a no-op scaler).
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp and t.precision == "fp16")
         self.step_model = self._step_model()
         self.np_rng = np.random.default_rng(t.seed)  # same on every rank: the global batch order
         n_batches = math.ceil(len(self.data) / t.batch_size)
@@ -254,6 +257,8 @@ class Trainer:
             self.state, self.best_weights = _restore(
                 self.ctx, self.model, self.optimizer, self.np_rng, self.cfg, self.splits, self.device, self.schedule
             )
+            if self.scaler.is_enabled() and "grad_scaler" in self.ctx.resume:
+                self.scaler.load_state_dict(self.ctx.resume["grad_scaler"])
         elif self.write:
             self.save()  # an interrupt during the first epoch can then still be resumed
         log.info(
@@ -370,6 +375,7 @@ class Trainer:
             self.best_weights,
             self.ctx,
             self.schedule,
+            self.scaler,
         )
 
     def train_epoch(self, epoch: int, stop: dict[str, Optional[str]]) -> float:
@@ -441,7 +447,7 @@ class Trainer:
         x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
         gaps = data.gaps[rows, :width] if data.gaps is not None else None
         users = data.users[rows] if data.users is not None else None
-        with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else nullcontext():
+        with torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext():
             hidden = self.step_model(x, n, gaps, users)
             # Every position before a row's length has a target (y > 0), so their number is
             # known on the host: the same positions as `hidden[y > 0]`, in the same order.
@@ -450,14 +456,16 @@ class Trainer:
         # Scale the per-process mean so that the gradient averaged over processes is the mean
         # over all positions of the accumulated global batches (scale 1 in the plain case).
         scale = weight * max(count, 1) * dist_info.world_size / group_count
-        (loss * scale).backward()
+        self.scaler.scale(loss * scale).backward()
         return loss, count
 
     def _optimizer_step(self) -> None:
         if self.cfg.trainer.grad_clip_norm:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip_norm)
         self.schedule.apply(self.optimizer)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.schedule.advance()
 
 
@@ -587,12 +595,15 @@ def _save_last(
     best_weights: dict,
     ctx: FitContext,
     schedule: LrSchedule,
+    scaler: torch.amp.GradScaler,
 ) -> None:
     best = {"model": best_weights, "epoch": state.best_epoch, "valid": _best_valid(state)}
     payload = checkpoint.resume_payload(
         model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data
     )
     payload["schedule"] = schedule.state_dict()
+    if scaler.is_enabled():
+        payload["grad_scaler"] = scaler.state_dict()
     save_checkpoint(ckpt_dir / "last.pt", payload)
 
 
