@@ -260,11 +260,13 @@ def run_peer(args: argparse.Namespace) -> int:
 
 from quality_benchmark import add_quality, run_quality  # noqa: E402  (scripts/ is on sys.path)
 from serve_benchmark import add_serve, run_serve  # noqa: E402
+from refresh_benchmark import add_refresh, run_refresh  # noqa: E402
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "data": (add_data, run_data, "file -> cached splits at ML-20M scale: seconds, peak RSS, reload"),
     "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
     "quality": (add_quality, run_quality, "test metrics of real CLI runs beside the published numbers and popularity"),
+    "refresh": (add_refresh, run_refresh, "rolling retrain: fine-tune from the previous window's run vs from scratch"),
     "peer": (add_peer, run_peer, "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG"),
     "serve": (add_serve, run_serve, "seqrec-serve under wrk load (req/s, p50/p95/p99, errors, RSS); onnxruntime vs eager forward"),
 }
