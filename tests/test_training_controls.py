@@ -216,3 +216,13 @@ def test_debug_overfit_drives_the_training_loss_down(tmp_path):
     assert result.returncode == 0, result.stderr
     losses = [float(r["train_loss"]) for r in history(tmp_path / "r")]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_help_lists_every_group_states_patience_and_writes_nothing(tmp_path):
+    result = run_cli(["encoder=gru", "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "scheduler: cosine, linear, none, plateau, step" in out and "debug: fast, overfit, smoke" in out
+    assert "trainer.patience=N stops after N evaluations" in out and "name: gru" in out
+    assert "hydra" not in [line.split(":")[0] for line in out.splitlines()]
+    assert not (tmp_path / "outputs").exists()
