@@ -7,12 +7,14 @@ one sentence and exit 2. SIGHUP (or POST /admin/reload) reloads a bundle without
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import hydra
 from omegaconf import DictConfig
@@ -54,10 +56,24 @@ def serve(cfg: ServeAppConfig) -> None:
                  bundle.k_max, host, port)
         config = uvicorn.Config(create_app(bundle, settings), log_level=cfg.log_level, access_log=False,
                                 timeout_graceful_shutdown=5)
-        uvicorn.Server(config).run(sockets=[sock])
+        _server_class(uvicorn)(config).run(sockets=[sock])
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _server_class(uvicorn) -> type:
+    """uvicorn's Server, less its re-raising of SIGTERM / SIGINT after a graceful shutdown: that
+    would end this process before it removes the temporary bundle of `run=`; it exits 0 instead."""
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                getattr(self, "_captured_signals", []).clear()
+
+    return Server
 
 
 def _bind(host: str, port: int) -> socket.socket:
