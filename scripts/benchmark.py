@@ -268,7 +268,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "quality": (add_quality, run_quality, "test metrics of real CLI runs beside the published numbers and popularity"),
     "refresh": (add_refresh, run_refresh, "rolling retrain: fine-tune from the previous window's run vs from scratch"),
     "peer": (add_peer, run_peer, "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG"),
-    "serve": (add_serve, run_serve, "seqrec-serve under wrk load (req/s, p50/p95/p99, errors, RSS); onnxruntime vs eager forward"),
+    "serve": (add_serve, run_serve, "seqrec-serve under wrk load: req/s, p50/p95/p99, errors, RSS; ORT vs eager"),
 }
 
 

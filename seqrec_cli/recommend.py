@@ -166,7 +166,9 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def show_recommendations(rows: list[dict[str, Any]], k: int, limit: Optional[int] = None, console: Optional[Console] = None) -> None:
+def show_recommendations(
+    rows: list[dict[str, Any]], k: int, limit: Optional[int] = None, console: Optional[Console] = None
+) -> None:
     """One table on stdout: user, rank, item, [title], score."""
     table = Table(title=f"Top-{k} recommendations")
     columns = list(rows[0]) if rows else ["user", "rank", "item", "score"]
