@@ -46,7 +46,7 @@ def test_smoke_run_writes_a_complete_run_dir(tmp_path):
     metrics = assert_complete_run_dir(run_dir)
     assert "Test metrics" in result.stdout and "popularity" in result.stdout
     log = (run_dir / "train.log").read_text()
-    assert "epoch   2" in log and "Test metrics" in log
+    assert "epoch 2/2" in log and "Test metrics" in log
     assert metrics["encoder"] == "attention"
 
 
