@@ -88,7 +88,7 @@ def _rows(bundle: Bundle, ids: list, what: str, on_unknown: str, unknown: list[s
 def parse_query(body: Any, bundle: Bundle, defaults: Defaults, where: str = "") -> Query:
     """One recommendation request (`where` prefixes field names, e.g. `requests[3].`)."""
     if not isinstance(body, dict):
-        raise BadRequest(422, f"{where or 'The body'} must be a JSON object, not {_kind(body)}.")
+        raise BadRequest(422, f"{where.rstrip('.') or 'The body'} must be a JSON object, not {_kind(body)}.")
     extra = [k for k in body if k not in FIELDS]
     if extra:
         raise BadRequest(422, f"Unknown field {where}{extra[0]!s:.100}; the fields are {', '.join(FIELDS)}.")
@@ -129,8 +129,8 @@ def _history(body: dict, bundle: Bundle, on_unknown: str, unknown: list[str],
     """(history rows, gap buckets or None, user-vector row, label) from `user` or `history`."""
     has_user, has_history = "user" in body, "history" in body
     if has_user == has_history:
-        raise BadRequest(422, f"{where or 'The request'} needs exactly one of \"user\" (a user id of the run's data) "
-                              "or \"history\" (item ids, oldest first).")
+        raise BadRequest(422, f"{where.rstrip('.') or 'The request'} needs exactly one of \"user\" (a user id of "
+                              "the run's data) or \"history\" (item ids, oldest first).")
     if has_user:
         user = body["user"]
         if not _is_id(user):
