@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with Python >= 3.10:
 #   make train   train on the bundled MovieLens latest-small (extra settings: make train ARGS="encoder=gru")
-#   make test    ruff, then the default test suite (make test PYTEST_ARGS="-m slow" for the slow tests)
+#   make test    ruff (lint + format check), then the default test suite (make test PYTEST_ARGS="-m slow" for the slow tests)
 # The first run makes the virtual environment .venv and installs the project with its dev extra;
 # later runs reuse it (and reinstall only when pyproject.toml changed).
 PYTHON ?= python3
@@ -25,4 +25,5 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)

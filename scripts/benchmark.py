@@ -49,8 +49,9 @@ def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=20_000_000, help="interactions to generate")
     parser.add_argument("--users", type=int, default=140_000)
     parser.add_argument("--items", type=int, default=27_000)
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="keep the generated CSV (and reuse it) here; default: a temporary folder")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="keep the generated CSV (and reuse it) here; default: a temporary folder"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-count", type=int, default=5, help="dataset.min_user_count and min_item_count")
     parser.add_argument("--dedup", default="all", choices=("all", "first", "last"))
@@ -68,12 +69,14 @@ def generate_csv(path: Path, rows: int, users: int, items: int, seed: int) -> No
     popularity = 1.0 / np.arange(1, items + 1) ** 0.9
     popularity /= popularity.sum()
     perm = rng.permutation(rows)
-    frame = pd.DataFrame({
-        "userId": np.repeat(np.arange(1, users + 1), lengths)[perm],
-        "movieId": (rng.choice(items, size=rows, p=popularity) + 1)[perm],
-        "rating": (rng.integers(1, 11, size=rows) / 2)[perm],
-        "timestamp": rng.integers(800_000_000, 1_500_000_000, size=rows)[perm],
-    })
+    frame = pd.DataFrame(
+        {
+            "userId": np.repeat(np.arange(1, users + 1), lengths)[perm],
+            "movieId": (rng.choice(items, size=rows, p=popularity) + 1)[perm],
+            "rating": (rng.integers(1, 11, size=rows) / 2)[perm],
+            "timestamp": rng.integers(800_000_000, 1_500_000_000, size=rows)[perm],
+        }
+    )
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False, chunksize=1_000_000)
     os.replace(tmp, path)
@@ -100,14 +103,19 @@ def _load_in_child(settings: dict, queue: mp.Queue) -> None:
     started = time.perf_counter()
     splits, summary = load(DatasetConfig(**settings, split=split))
     seconds = time.perf_counter() - started
-    queue.put({
-        "seconds": seconds,
-        "peak_rss_mb": peak_rss_mb(),
-        "cache_hit": summary["cache"]["hit"],
-        "users": summary["users"], "items": summary["items"], "interactions": summary["interactions"],
-        "read_seconds": summary.get("read_seconds"), "steps": summary.get("steps"),
-        "valid_users": len(splits.valid),
-    })
+    queue.put(
+        {
+            "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "cache_hit": summary["cache"]["hit"],
+            "users": summary["users"],
+            "items": summary["items"],
+            "interactions": summary["interactions"],
+            "read_seconds": summary.get("read_seconds"),
+            "steps": summary.get("steps"),
+            "valid_users": len(splits.valid),
+        }
+    )
 
 
 def _timed_load(settings: dict) -> dict:
@@ -133,18 +141,29 @@ def run_data(args: argparse.Namespace) -> int:
         else:
             print(f"reusing {csv}")
         settings = dict(
-            name="benchmark", source="csv", path=str(csv), user_col="userId", item_col="movieId",
-            time_col="timestamp", min_user_count=args.min_count, min_item_count=args.min_count,
-            dedup=args.dedup, split=args.split, cache_dir=str(Path(scratch) / "cache"),
+            name="benchmark",
+            source="csv",
+            path=str(csv),
+            user_col="userId",
+            item_col="movieId",
+            time_col="timestamp",
+            min_user_count=args.min_count,
+            min_item_count=args.min_count,
+            dedup=args.dedup,
+            split=args.split,
+            cache_dir=str(Path(scratch) / "cache"),
         )
         cold = _timed_load(settings)
         warm = _timed_load(settings)
     assert not cold["cache_hit"] and warm["cache_hit"]
     report = {
-        "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
-                   f"numpy {np.__version__}, pandas {pd.__version__})",
+        "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, "
+        f"Python {platform.python_version()}, "
+        f"numpy {np.__version__}, pandas {pd.__version__})",
         "rows": args.rows,
-        "users": cold["users"], "items": cold["items"], "interactions": cold["interactions"],
+        "users": cold["users"],
+        "items": cold["items"],
+        "interactions": cold["interactions"],
         "file_to_cached_splits_s": round(cold["seconds"], 2),
         "of_which_read_s": cold["read_seconds"],
         "peak_rss_gb": round(cold["peak_rss_mb"] / 1024, 2),
@@ -208,29 +227,47 @@ def run_speed(args: argparse.Namespace) -> int:
     rows = []
     cpu = not any(o.startswith("trainer.device=") and not o.endswith("=cpu") for o in args.extra)
     peak = matmul_peak_gflops(args.threads) if cpu else None  # a CPU's peak says nothing of a GPU run
-    print(f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1 / 5 / 15 min) at the start; "
-          f"float32 4096^3 matmul on {args.threads} threads: {peak or float('nan'):.0f} GFLOP/s", flush=True)
+    print(
+        f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1 / 5 / 15 min) at the start; "
+        f"float32 4096^3 matmul on {args.threads} threads: {peak or float('nan'):.0f} GFLOP/s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="seqrec-speed-") as scratch:
         for encoder in args.encoders:
-            overrides = [f"dataset={args.dataset}", f"encoder={encoder}", f"trainer.max_epochs={args.epochs}",
-                         f"trainer.num_threads={args.threads}",
-                         *([f"dataset.path={args.path}"] if args.path else []), *args.extra]
+            overrides = [
+                f"dataset={args.dataset}",
+                f"encoder={encoder}",
+                f"trainer.max_epochs={args.epochs}",
+                f"trainer.num_threads={args.threads}",
+                *([f"dataset.path={args.path}"] if args.path else []),
+                *args.extra,
+            ]
             m, peak_gb = train_in_child(overrides, Path(scratch) / encoder, Path(scratch) / "cache")
             epoch_s = m["train_seconds"] / m["epochs_run"]
-            rows.append({
-                "encoder": encoder, "dataset": args.dataset, "epochs": m["epochs_run"],
-                "train_s_per_epoch": round(epoch_s, 2),
-                "sequences_per_s": round(m["train_sequences"] / epoch_s, 1),
-                "positions_per_s": round(m["train_positions"] / epoch_s),
-                "eval_s_per_pass": round(m["valid_eval_seconds"] / m["epochs_run"], 3),  # eval_every=1
-                "users_evaluated": m["n_users"],
-                "peak_rss_gb": round(peak_gb, 2),
-                "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
-                "device": m["device"], "threads": m["num_threads"], "torch": m["torch_version"],
-                # With --extra trainer.profile_steps=N: a step's wall time and the GPU's share of it.
-                **({f"profile_{k}": m["profile"][k] for k in ("wall_ms_per_step", "device_share")} if "profile" in m else {}),
-                **speed_columns(overrides, m, Path(scratch) / "cache", peak),
-            })
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "dataset": args.dataset,
+                    "epochs": m["epochs_run"],
+                    "train_s_per_epoch": round(epoch_s, 2),
+                    "sequences_per_s": round(m["train_sequences"] / epoch_s, 1),
+                    "positions_per_s": round(m["train_positions"] / epoch_s),
+                    "eval_s_per_pass": round(m["valid_eval_seconds"] / m["epochs_run"], 3),  # eval_every=1
+                    "users_evaluated": m["n_users"],
+                    "peak_rss_gb": round(peak_gb, 2),
+                    "test_ndcg@10": round(m["test"]["ndcg@10"], 4),
+                    "device": m["device"],
+                    "threads": m["num_threads"],
+                    "torch": m["torch_version"],
+                    # With --extra trainer.profile_steps=N: a step's wall time and the GPU's share of it.
+                    **(
+                        {f"profile_{k}": m["profile"][k] for k in ("wall_ms_per_step", "device_share")}
+                        if "profile" in m
+                        else {}
+                    ),
+                    **speed_columns(overrides, m, Path(scratch) / "cache", peak),
+                }
+            )
     columns = list(rows[0])
     print(" | ".join(columns))
     for row in rows:
@@ -267,7 +304,11 @@ SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable
     "speed": (add_speed, run_speed, "training throughput, eval time and peak RSS of real CLI runs, per encoder"),
     "quality": (add_quality, run_quality, "test metrics of real CLI runs beside the published numbers and popularity"),
     "refresh": (add_refresh, run_refresh, "rolling retrain: fine-tune from the previous window's run vs from scratch"),
-    "peer": (add_peer, run_peer, "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG"),
+    "peer": (
+        add_peer,
+        run_peer,
+        "ours beside RecBole 1.2.1: same data, split and settings; seconds/epoch, eval pass, peak RSS, NDCG",
+    ),
     "serve": (add_serve, run_serve, "seqrec-serve under wrk load: req/s, p50/p95/p99, errors, RSS; ORT vs eager"),
 }
 

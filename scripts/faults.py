@@ -118,6 +118,7 @@ def kill_in_write(c: Campaign, case: str, nth: int) -> Outcome:
     run_dir = c.work / case
     proc = c.start(run_dir)
     seen: set[str] = set()
+    killed_in = ""
     deadline = time.time() + 300
     while proc.poll() is None and time.time() < deadline:
         tmps = (
@@ -126,6 +127,7 @@ def kill_in_write(c: Campaign, case: str, nth: int) -> Outcome:
         seen |= tmps
         if tmps and len(seen) >= nth:
             proc.kill()
+            killed_in = next(iter(tmps)).lstrip(".").split(".pt")[0] + ".pt"
             break
         time.sleep(0.0005)
     proc.communicate(timeout=600)
@@ -135,7 +137,9 @@ def kill_in_write(c: Campaign, case: str, nth: int) -> Outcome:
             if record(run_dir) == c.reference
             else Outcome(case, "silent failure", "differs")
         )
-    return judge_recovery(c, case, run_dir, *recover(c, run_dir))
+    outcome = judge_recovery(c, case, run_dir, *recover(c, run_dir))
+    outcome.detail = outcome.detail or f"killed while writing {killed_in} (write {len(seen)})"
+    return outcome
 
 
 def two_writers(c: Campaign) -> Outcome:
@@ -186,7 +190,7 @@ def run_campaign(work: Path, random_kills: int, seed: int) -> Campaign:
     rng = random.Random(seed)
     for i in range(random_kills):
         c.outcomes.append(kill_at(c, f"kill9-{i}", rng.uniform(0.3, span), signal.SIGKILL))
-    for nth in range(1, 8, 2):  # last.pt at start, then best.pt / last.pt of the epochs
+    for nth in (1, 2, 3, 6, 9, 12):  # last.pt at the start, then each epoch's best.pt and last.pt
         c.outcomes.append(kill_in_write(c, f"kill9-write-{nth}", nth))
     for sig in (signal.SIGINT, signal.SIGTERM):
         for frac in (0.5, 0.8):

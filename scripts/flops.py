@@ -62,9 +62,11 @@ def _encoder_macs(s: Shape, positions: int, pairs: int) -> dict[str, int]:
     (query, key) pairs."""
     if s.encoder == "attention":
         f = s.ffn or s.dim
-        return {"projections": s.layers * positions * 4 * s.dim**2,
-                "feed_forward": s.layers * positions * 2 * s.dim * f,
-                "attention": s.layers * pairs * 2 * s.dim}
+        return {
+            "projections": s.layers * positions * 4 * s.dim**2,
+            "feed_forward": s.layers * positions * 2 * s.dim * f,
+            "attention": s.layers * pairs * 2 * s.dim,
+        }
     h, gates = s.hidden or s.dim, 3 if s.encoder == "gru" else 4
     inputs = [s.dim] + [h] * (s.layers - 1)
     return {"recurrent": sum(positions * gates * (d_in * h + h * h) for d_in in inputs)}
@@ -95,9 +97,11 @@ def evaluation_flop(s: Shape, lengths: np.ndarray, n_items: int) -> dict[str, fl
         f, d = s.ffn or s.dim, s.dim
         full = Shape(s.encoder, d, s.layers - 1, s.heads, f)
         macs = _encoder_macs(full, positions, pairs) if s.layers > 1 else {}
-        macs = {"projections": macs.get("projections", 0) + positions * 2 * d * d + users * 2 * d * d,
-                "feed_forward": macs.get("feed_forward", 0) + users * 2 * d * f,
-                "attention": macs.get("attention", 0) + positions * 2 * d}
+        macs = {
+            "projections": macs.get("projections", 0) + positions * 2 * d * d + users * 2 * d * d,
+            "feed_forward": macs.get("feed_forward", 0) + users * 2 * d * f,
+            "attention": macs.get("attention", 0) + positions * 2 * d,
+        }
         softmax = SOFTMAX_FLOP * s.heads * ((s.layers - 1) * pairs + positions)
         out_dim = d
     else:
@@ -167,9 +171,11 @@ def speed_columns(overrides: list[str], metrics: dict[str, Any], cache_dir: Any,
         return f"{rate / peak_gflops:.0%}" if peak_gflops else None
 
     return {
-        "train_gflop_per_epoch": round(train / 1e9, 2), "train_gflops": round(train_rate, 1),
+        "train_gflop_per_epoch": round(train / 1e9, 2),
+        "train_gflops": round(train_rate, 1),
         "train_share_of_peak": share(train_rate),
-        "eval_gflop_per_pass": round(evaluation / 1e9, 3), "eval_gflops": round(eval_rate, 1),
+        "eval_gflop_per_pass": round(evaluation / 1e9, 3),
+        "eval_gflops": round(eval_rate, 1),
         "eval_share_of_peak": share(eval_rate),
         "matmul_peak_gflops": round(peak_gflops, 1) if peak_gflops else None,
     }

@@ -70,7 +70,8 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
     steps = -(-m["train_sequences"] // batch_size(run_dir)) if batch_size(run_dir) else None
     wall_ms = profile.get("wall_ms_per_step")
     return {
-        "device": m.get("device"), "torch": m.get("torch_version"),
+        "device": m.get("device"),
+        "torch": m.get("torch_version"),
         "epochs_run": m["epochs_run"],
         "train_s_per_epoch": round(m["train_seconds"] / max(m["epochs_run"], 1), 2),
         # history.csv's seconds include each epoch's validation pass.
@@ -79,8 +80,10 @@ def summarise_run(run_dir: Path) -> dict[str, Any]:
         # The last epoch's training alone (its validation pass taken off): from the second epoch on
         # neither warm-up, compilation nor the profiler's own summary (seconds on a CPU) is in it.
         "last_epoch_train_s": round(float(history[-1]["seconds"]) - m["valid_eval_seconds"] / m["epochs_run"], 2)
-        if len(history) >= 2 else None,
-        "train_sequences": m["train_sequences"], "train_positions": m["train_positions"],
+        if len(history) >= 2
+        else None,
+        "train_sequences": m["train_sequences"],
+        "train_positions": m["train_positions"],
         "valid_ndcg@10": m["valid"].get("ndcg@10"),
         "profile_wall_ms_per_step": wall_ms,
         # An epoch at the profiled steps' pace (after the warm-up, so without compile time).
@@ -115,8 +118,9 @@ def queries_and_ranks(run_dir: Path, device: str) -> dict[str, Any]:
     run = open_run(run_dir, device)
     splits, _ = load_splits(run)
     cfg = run.cfg
-    inputs = evaluation.prepare(splits, splits.valid, cfg.model.max_len, cfg.eval.mask_history, run.device,
-                                side_inputs_for(run, splits.data))
+    inputs = evaluation.prepare(
+        splits, splits.valid, cfg.model.max_len, cfg.eval.mask_history, run.device, side_inputs_for(run, splits.data)
+    )
     scorer = evaluation.model_scorer(run.model, amp=False)
     batch = cfg.trainer.eval_batch_size
     ranks = evaluation.rank_all(inputs, scorer, batch)  # the split's order
@@ -125,9 +129,14 @@ def queries_and_ranks(run_dir: Path, device: str) -> dict[str, Any]:
         scores = run.model.scores(queries).float().cpu().numpy().astype(np.float64)
     offsets, masked = inputs.mask_offsets, inputs.mask_items.cpu().numpy() - 1
     for row in range(len(scores)):  # the history items the ranking excludes
-        scores[row, masked[offsets[row]:offsets[row + 1]]] = -np.inf
-    return {"ranks": ranks, "order": np.asarray(inputs.order), "scores": scores,
-            "targets": inputs.targets.cpu().numpy() - 1, "metrics": ranking_metrics(ranks, cfg.eval.ks)}
+        scores[row, masked[offsets[row] : offsets[row + 1]]] = -np.inf
+    return {
+        "ranks": ranks,
+        "order": np.asarray(inputs.order),
+        "scores": scores,
+        "targets": inputs.targets.cpu().numpy() - 1,
+        "metrics": ranking_metrics(ranks, cfg.eval.ks),
+    }
 
 
 def explain_rank_changes(a: dict[str, Any], b: dict[str, Any], slack: float = 4.0) -> dict[str, Any]:
@@ -146,8 +155,12 @@ def explain_rank_changes(a: dict[str, Any], b: dict[str, Any], slack: float = 4.
         near = int((np.abs(sa - sa[t]) <= tol).sum()) - 1  # the target itself is not counted
         if abs(int(sorted_ranks_a[row]) - int(sorted_ranks_b[row])) > near:
             unexplained.append(int(row))
-    return {"users": int(len(sorted_ranks_a)), "ranks_differ": int(len(differing)),
-            "not_float_ties": len(unexplained), "max_abs_score_diff": float(diff.max()) if diff.size else 0.0}
+    return {
+        "users": int(len(sorted_ranks_a)),
+        "ranks_differ": int(len(differing)),
+        "not_float_ties": len(unexplained),
+        "max_abs_score_diff": float(diff.max()) if diff.size else 0.0,
+    }
 
 
 def equal(run_dir: Path, out: Path) -> int:
@@ -205,8 +218,12 @@ def equality_row(work: Path) -> list[str]:
     if r is None or "skipped" in (r or {}):
         return [label, (r or {}).get("skipped") or step_status(work, "equal"), ""]
     verdict = "equal" if r["ok"] else "DIFFER"
-    return [label, verdict, f"{r['ranks_differ']} of {r['users']} ranks differ, {r['not_float_ties']} not float ties; "
-            f"max |score diff| {r['max_abs_score_diff']:.2e}; max metric diff {r['max_metric_diff']:.2e}"]
+    return [
+        label,
+        verdict,
+        f"{r['ranks_differ']} of {r['users']} ranks differ, {r['not_float_ties']} not float ties; "
+        f"max |score diff| {r['max_abs_score_diff']:.2e}; max metric diff {r['max_metric_diff']:.2e}",
+    ]
 
 
 def ml20m_rows(work: Path, name: str, label: str) -> list[list[str]]:
@@ -216,17 +233,32 @@ def ml20m_rows(work: Path, name: str, label: str) -> list[list[str]]:
     epochs = ", ".join(f"{s:.1f}" for s in r["epoch_s_with_valid"])
     share = r.get("device_share")
     return [
-        [f"{label}: s / epoch", f"{r['train_s_per_epoch']:.2f}",
-         f"{r['epochs_run']} epoch(s) of {r['train_sequences']:,} sequences (first: warm-up / compile included); "
-         f"with validation: {epochs} s; eval pass {r['valid_eval_s_per_pass']} s"],
-        [f"{label}: s / epoch, last epoch", str(r.get("last_epoch_train_s") or "— (1 epoch run)"),
-         "the last epoch's seconds less its validation pass: no warm-up, compilation or profiler in it"],
-        [f"{label}: s / epoch at the profiled pace", str(r.get("steady_s_per_epoch")),
-         "wall ms per profiled step x steps per epoch (steps 6-25 of epoch 1)"],
-        [f"{label}: GPU busy share of a step", "—" if share is None else f"{share:.1%}",
-         f"{r.get('profile_kernel_ms_per_step')} ms kernels in {r.get('profile_wall_ms_per_step')} ms wall per step"],
-        [f"{label}: peak GPU memory", f"{r.get('peak_gpu_allocated_gib')} GiB",
-         f"reserved {r.get('peak_gpu_reserved_gib')} GiB"],
+        [
+            f"{label}: s / epoch",
+            f"{r['train_s_per_epoch']:.2f}",
+            f"{r['epochs_run']} epoch(s) of {r['train_sequences']:,} sequences (first: warm-up / compile included); "
+            f"with validation: {epochs} s; eval pass {r['valid_eval_s_per_pass']} s",
+        ],
+        [
+            f"{label}: s / epoch, last epoch",
+            str(r.get("last_epoch_train_s") or "— (1 epoch run)"),
+            "the last epoch's seconds less its validation pass: no warm-up, compilation or profiler in it",
+        ],
+        [
+            f"{label}: s / epoch at the profiled pace",
+            str(r.get("steady_s_per_epoch")),
+            "wall ms per profiled step x steps per epoch (steps 6-25 of epoch 1)",
+        ],
+        [
+            f"{label}: GPU busy share of a step",
+            "—" if share is None else f"{share:.1%}",
+            f"{r.get('profile_kernel_ms_per_step')} ms kernels in {r.get('profile_wall_ms_per_step')} ms wall per step",
+        ],
+        [
+            f"{label}: peak GPU memory",
+            f"{r.get('peak_gpu_allocated_gib')} GiB",
+            f"reserved {r.get('peak_gpu_reserved_gib')} GiB",
+        ],
     ]
 
 

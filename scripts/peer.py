@@ -92,14 +92,18 @@ def ensure_recbole_venv(venv: Path, install: bool = True) -> Path:
     if recbole_ready(venv):
         return recbole_python(venv)
     if not install:
-        raise SystemExit(f"No RecBole {RECBOLE_VERSION} environment at {venv}: run without --skip-recbole-install to create it.")
+        raise SystemExit(
+            f"No RecBole {RECBOLE_VERSION} environment at {venv}: run without --skip-recbole-install to create it."
+        )
     print(f"creating {venv} with {' '.join(RECBOLE_PINS)} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(recbole_python(venv)), "-m", "pip", "install", "--quiet"]
     done = subprocess.run([*pip, *RECBOLE_PINS], capture_output=True, text=True)
     if done.returncode != 0 or not recbole_ready(venv):
         print(done.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"Installing RecBole into {venv} failed (pip exit code {done.returncode}); see the pip output above.")
+        raise SystemExit(
+            f"Installing RecBole into {venv} failed (pip exit code {done.returncode}); see the pip output above."
+        )
     return recbole_python(venv)
 
 
@@ -109,12 +113,20 @@ def ensure_recbole_venv(venv: Path, install: bool = True) -> Path:
 def our_overrides(dataset: PeerDataset, encoder: str, args: argparse.Namespace) -> list[str]:
     """The `seqrec-train` overrides of one pair; RecBole's config is derived from the same list."""
     return [
-        f"dataset={dataset.option}", f"dataset.path={dataset.path}", f"encoder={encoder}",
-        f"trainer.max_epochs={args.epochs}", f"trainer.patience={args.patience}",
-        f"trainer.num_threads={args.threads}", f"trainer.seed={args.seed}", "trainer.device=cpu",
-        "trainer.eval_every=1", "trainer.monitor=ndcg@10", "loss=ce",
+        f"dataset={dataset.option}",
+        f"dataset.path={dataset.path}",
+        f"encoder={encoder}",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.patience={args.patience}",
+        f"trainer.num_threads={args.threads}",
+        f"trainer.seed={args.seed}",
+        "trainer.device=cpu",
+        "trainer.eval_every=1",
+        "trainer.monitor=ndcg@10",
+        "loss=ce",
         # RecBole's Adam always uses PyTorch's default betas; ours are set to the same.
-        "optimizer=adam", "optimizer.betas=[0.9,0.999]",
+        "optimizer=adam",
+        "optimizer.betas=[0.9,0.999]",
         *args.extra,
     ]
 
@@ -161,38 +173,67 @@ def recbole_config(
     ]
     for bad, setting in unsupported:
         if bad:
-            raise SystemExit(f"The RecBole comparison cannot mirror {setting}: it compares loss=ce, attention/gru, leave-one-out runs only.")
+            raise SystemExit(
+                f"The RecBole comparison cannot mirror {setting}: "
+                "it compares loss=ce, attention/gru, leave-one-out runs only."
+            )
     config: dict[str, Any] = {
-        "data_path": str(data_path), "checkpoint_dir": str(checkpoint_dir),
-        "use_gpu": False, "worker": 0, "show_progress": False, "state": "WARNING",
-        "seed": t.seed, "reproducibility": True,
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "data_path": str(data_path),
+        "checkpoint_dir": str(checkpoint_dir),
+        "use_gpu": False,
+        "worker": 0,
+        "show_progress": False,
+        "state": "WARNING",
+        "seed": t.seed,
+        "reproducibility": True,
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "user_inter_num_interval": _interval(d.min_user_count),
         "item_inter_num_interval": _interval(d.min_item_count),
         # Positions are exact integers: keep them as they are.
-        "normalize_field": None, "normalize_all": False,
+        "normalize_field": None,
+        "normalize_all": False,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
-        "train_neg_sample_args": None, "loss_type": "CE",
+        "train_neg_sample_args": None,
+        "loss_type": "CE",
         "MAX_ITEM_LIST_LENGTH": m.max_len,
-        "learner": o.name, "learning_rate": o.lr, "weight_decay": o.weight_decay,
-        "epochs": t.max_epochs, "stopping_step": t.patience, "eval_step": t.eval_every,
-        "train_batch_size": int(train_batch_size), "eval_batch_size": t.eval_batch_size,
+        "learner": o.name,
+        "learning_rate": o.lr,
+        "weight_decay": o.weight_decay,
+        "epochs": t.max_epochs,
+        "stopping_step": t.patience,
+        "eval_step": t.eval_every,
+        "train_batch_size": int(train_batch_size),
+        "eval_batch_size": t.eval_batch_size,
         "clip_grad_norm": {"max_norm": t.grad_clip_norm} if t.grad_clip_norm else None,
-        "metrics": ["Hit", "NDCG"], "topk": [10], "valid_metric": _metric(t.monitor),
+        "metrics": ["Hit", "NDCG"],
+        "topk": [10],
+        "valid_metric": _metric(t.monitor),
     }
     if e.name == "attention":
-        config.update({
-            "n_layers": e.num_layers, "n_heads": e.num_heads, "hidden_size": m.embedding_dim,
-            "inner_size": e.ffn_size or m.embedding_dim,
-            "hidden_dropout_prob": e.dropout, "attn_dropout_prob": e.dropout,
-            "hidden_act": "gelu", "initializer_range": m.init_std,
-        })
+        config.update(
+            {
+                "n_layers": e.num_layers,
+                "n_heads": e.num_heads,
+                "hidden_size": m.embedding_dim,
+                "inner_size": e.ffn_size or m.embedding_dim,
+                "hidden_dropout_prob": e.dropout,
+                "attn_dropout_prob": e.dropout,
+                "hidden_act": "gelu",
+                "initializer_range": m.init_std,
+            }
+        )
     else:
-        config.update({
-            "embedding_size": m.embedding_dim, "hidden_size": e.hidden_size or m.embedding_dim,
-            "num_layers": e.num_layers, "dropout_prob": e.dropout,
-        })
+        config.update(
+            {
+                "embedding_size": m.embedding_dim,
+                "hidden_size": e.hidden_size or m.embedding_dim,
+                "num_layers": e.num_layers,
+                "dropout_prob": e.dropout,
+            }
+        )
     return config
 
 
@@ -207,7 +248,9 @@ def matched_batch(our_batch: int, train_sequences: int, train_positions: int) ->
 TrainChild = Callable[[list, Path, Path], tuple]
 
 
-def run_ours(overrides: list[str], batch_size: int, run_dir: Path, cache_dir: Path, train_child: TrainChild) -> dict[str, Any]:
+def run_ours(
+    overrides: list[str], batch_size: int, run_dir: Path, cache_dir: Path, train_child: TrainChild
+) -> dict[str, Any]:
     """One real `seqrec-train` run: throughput, evaluation pass time, peak RSS and test metrics."""
     metrics, peak_gb = train_child(overrides, run_dir, cache_dir)
     summary = json.loads((run_dir / "data_summary.json").read_text())
@@ -215,15 +258,20 @@ def run_ours(overrides: list[str], batch_size: int, run_dir: Path, cache_dir: Pa
     passes = int(history["valid/ndcg@10"].notna().sum()) if "valid/ndcg@10" in history else 0
     epoch_s = metrics["train_seconds"] / metrics["epochs_run"]
     return {
-        "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
         "s_per_epoch": epoch_s,
-        "train_sequences": metrics["train_sequences"], "train_targets": metrics["train_positions"],
+        "train_sequences": metrics["train_sequences"],
+        "train_targets": metrics["train_positions"],
         "eval_s_per_pass": metrics["valid_eval_seconds"] / max(passes, 1),
         "eval_users": summary["split"]["valid_users"],
         "peak_rss_gb": peak_gb,
-        "test_ndcg@10": metrics["test"]["ndcg@10"], "test_hr@10": metrics["test"]["hr@10"],
+        "test_ndcg@10": metrics["test"]["ndcg@10"],
+        "test_hr@10": metrics["test"]["hr@10"],
         "counts": {k: summary[k] for k in ("users", "items", "interactions")},
-        "n_params": metrics["n_params"], "threads": metrics["num_threads"], "torch": metrics["torch_version"],
+        "n_params": metrics["n_params"],
+        "threads": metrics["num_threads"],
+        "torch": metrics["torch_version"],
         "batch": f"{batch_size} sequences",
     }
 
@@ -238,7 +286,9 @@ def run_recbole(
     spec.write_text(json.dumps({"model": model, "dataset": dataset.recbole_name, "threads": threads, "config": config}))
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "ignore"}
     # cwd = work: RecBole writes log_tensorboard/ into the current folder.
-    done = subprocess.run([str(python), str(RUNNER), str(spec), str(out)], cwd=work, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), str(RUNNER), str(spec), str(out)], cwd=work, env=env, capture_output=True, text=True
+    )
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"RecBole {model} on {dataset.key} failed (exit code {done.returncode}); its output is above.")
@@ -251,15 +301,20 @@ def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any
     epoch_s = sum(result["epoch_seconds"]) / max(epochs, 1)
     passes = result["valid_seconds"]
     return {
-        "epochs_run": epochs, "best_epoch": result["best_epoch"],
+        "epochs_run": epochs,
+        "best_epoch": result["best_epoch"],
         "s_per_epoch": epoch_s,
-        "train_sequences": result["train_samples"], "train_targets": result["train_samples"],
+        "train_sequences": result["train_samples"],
+        "train_targets": result["train_samples"],
         "eval_s_per_pass": sum(passes) / max(len(passes), 1),
         "eval_users": result["valid_users"],
         "peak_rss_gb": result["peak_rss_kb"] / 2**20,
-        "test_ndcg@10": result["test"]["ndcg@10"], "test_hr@10": result["test"]["hit@10"],
+        "test_ndcg@10": result["test"]["ndcg@10"],
+        "test_hr@10": result["test"]["hit@10"],
         "counts": result["counts"],
-        "n_params": result["n_params"], "threads": result["threads"], "torch": result["torch"],
+        "n_params": result["n_params"],
+        "threads": result["threads"],
+        "torch": result["torch"],
         "batch": f"{train_batch_size} prefixes",
     }
 
@@ -269,26 +324,55 @@ def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any
 
 def add_peer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
-                        help="our encoders; attention runs against SASRec, gru against GRU4Rec")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        choices=list(MODELS),
+        help="our encoders; attention runs against SASRec, gru against GRU4Rec",
+    )
     parser.add_argument("--epochs", type=int, default=40, help="trainer.max_epochs and RecBole's epochs")
     parser.add_argument("--patience", type=int, default=10, help="trainer.patience and RecBole's stopping_step")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--recbole-batch", type=int, default=None,
-                        help="RecBole train_batch_size (prefixes); default: our batch size x our mean targets per sequence")
-    parser.add_argument("--extra", nargs="*", default=[], help="more seqrec-train overrides (mirrored into RecBole's config)")
-    parser.add_argument("--recbole-venv", type=Path, default=REPO / ".venv-recbole",
-                        help="RecBole's virtual environment (created on first use)")
-    parser.add_argument("--skip-recbole-install", action="store_true",
-                        help="fail instead of creating the RecBole environment when it is missing")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep run dirs and atomic files here; default: a temporary folder")
+    parser.add_argument(
+        "--recbole-batch",
+        type=int,
+        default=None,
+        help="RecBole train_batch_size (prefixes); default: our batch size x our mean targets per sequence",
+    )
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="more seqrec-train overrides (mirrored into RecBole's config)"
+    )
+    parser.add_argument(
+        "--recbole-venv",
+        type=Path,
+        default=REPO / ".venv-recbole",
+        help="RecBole's virtual environment (created on first use)",
+    )
+    parser.add_argument(
+        "--skip-recbole-install",
+        action="store_true",
+        help="fail instead of creating the RecBole environment when it is missing",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep run dirs and atomic files here; default: a temporary folder"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write rows and settings as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the docs/PERFORMANCE.md table section here")
-    parser.add_argument("--peers", nargs="+", default=["recbole"], choices=["recbole", "rectools"],
-                        help="rectools: our attention encoder against RecTools' SASRecModel (scripts/peer_rectools.py)")
-    parser.add_argument("--rectools-venv", type=Path, default=REPO / ".venv-rectools",
-                        help="RecTools' virtual environment (created on first use)")
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        default=["recbole"],
+        choices=["recbole", "rectools"],
+        help="rectools: our attention encoder against RecTools' SASRecModel (scripts/peer_rectools.py)",
+    )
+    parser.add_argument(
+        "--rectools-venv",
+        type=Path,
+        default=REPO / ".venv-rectools",
+        help="RecTools' virtual environment (created on first use)",
+    )
     parser.add_argument("--skip-rectools-install", action="store_true", help="fail when the RecTools venv is missing")
     parser.add_argument("--rectools-markdown", type=Path, default=None, help="write the RecTools section here")
     parser.add_argument("--train-target", type=float, default=5.0, help="training speed-up to check for")
@@ -302,7 +386,9 @@ def run_pair(
     overrides = our_overrides(dataset, encoder, args)
     cfg = compose_ours(overrides)
     print(f"[{dataset.key} / {encoder}] ours ...", flush=True)
-    ours = run_ours(overrides, cfg.trainer.batch_size, scratch / f"ours-{dataset.key}-{encoder}", scratch / "cache", train_child)
+    ours = run_ours(
+        overrides, cfg.trainer.batch_size, scratch / f"ours-{dataset.key}-{encoder}", scratch / "cache", train_child
+    )
     batch = args.recbole_batch or matched_batch(cfg.trainer.batch_size, ours["train_sequences"], ours["train_targets"])
     print(f"[{dataset.key} / {encoder}] RecBole {MODELS[encoder]} (train_batch_size {batch}) ...", flush=True)
     cfg.dataset.cache_dir = str(scratch / "cache")
@@ -313,7 +399,10 @@ def run_pair(
     theirs_split = {"counts": result["counts"], "valid": result["valid_targets"], "test": result["test_targets"]}
     problems = compare_splits(split, theirs_split)
     if problems:
-        raise SystemExit(f"RecBole's split of {dataset.key} differs from ours ({'; '.join(problems)}), so the figures would not compare.")
+        raise SystemExit(
+            f"RecBole's split of {dataset.key} differs from ours ({'; '.join(problems)}), "
+            "so the figures would not compare."
+        )
     targets = {"train": args.train_target, "eval": args.eval_target}
     row = pair_row(dataset.key, f"{encoder} vs {MODELS[encoder]}", ours, recbole_side(result, batch), targets)
     row["our_batch_size"], row["recbole_train_batch_size"] = cfg.trainer.batch_size, batch
@@ -324,7 +413,9 @@ def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
     """Every dataset x model pair; prints the table, writes JSON / markdown; 1 when a target is missed."""
     for key in args.datasets:
         if not DATASETS[key].path.exists():
-            raise SystemExit(f"Benchmark data {DATASETS[key].path} is missing: the peer benchmark reads ../shared/data.")
+            raise SystemExit(
+                f"Benchmark data {DATASETS[key].path} is missing: the peer benchmark reads ../shared/data."
+            )
     if "rectools" in args.peers:  # RecTools first: its table is printed and written by peer_rectools
         from peer_rectools import run_all
 
@@ -334,10 +425,15 @@ def run_peer(args: argparse.Namespace, train_child: TrainChild) -> int:
             return 0 if all(all(row["checks"].values()) for row in rectools_rows) else 1
     python = ensure_recbole_venv(args.recbole_venv, install=not args.skip_recbole_install)
     meta = {
-        "machine": machine(RECBOLE_VERSION), "threads": args.threads, "epochs": args.epochs, "patience": args.patience,
-        "seed": args.seed, "argv": sys.argv[2:],
-        "recbole_batch_rule": f"{args.recbole_batch} prefixes" if args.recbole_batch else
-        "our batch size x our mean targets per training sequence (same optimizer steps and targets per step)",
+        "machine": machine(RECBOLE_VERSION),
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "patience": args.patience,
+        "seed": args.seed,
+        "argv": sys.argv[2:],
+        "recbole_batch_rule": f"{args.recbole_batch} prefixes"
+        if args.recbole_batch
+        else "our batch size x our mean targets per training sequence (same optimizer steps and targets per step)",
     }
     rows = []
     with tempfile.TemporaryDirectory(prefix="seqrec-peer-") as tmp:

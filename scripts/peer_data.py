@@ -40,11 +40,13 @@ def write_atomic(events: pd.DataFrame, folder: Path, name: str) -> Path:
     target = folder / name
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.inter"
-    table = pd.DataFrame({
-        "user_id:token": events["user"].astype(str),
-        "item_id:token": events["item"].astype(str),
-        "timestamp:float": events["position"].astype(np.int64),
-    })
+    table = pd.DataFrame(
+        {
+            "user_id:token": events["user"].astype(str),
+            "item_id:token": events["item"].astype(str),
+            "timestamp:float": events["position"].astype(np.int64),
+        }
+    )
     tmp = path.with_name(path.name + ".tmp")
     table.to_csv(tmp, sep="\t", index=False)
     os.replace(tmp, path)

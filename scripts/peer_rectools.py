@@ -37,9 +37,18 @@ RECTOOLS_VERSION = "0.19"
 TRAIN_TARGETS = {"ml-100k": 3.0, "beauty": 10.0}
 
 MATCHED = [
-    "model.embedding_dim=64", "model.max_len=50", "encoder.num_layers=2", "encoder.num_heads=1",
-    "encoder.ffn_size=64", "encoder.dropout=0.2", "trainer.batch_size=128", "optimizer=adam", "optimizer.lr=0.001",
-    "optimizer.betas=[0.9,0.98]", "loss=ce", "trainer.all_windows=false",
+    "model.embedding_dim=64",
+    "model.max_len=50",
+    "encoder.num_layers=2",
+    "encoder.num_heads=1",
+    "encoder.ffn_size=64",
+    "encoder.dropout=0.2",
+    "trainer.batch_size=128",
+    "optimizer=adam",
+    "optimizer.lr=0.001",
+    "optimizer.betas=[0.9,0.98]",
+    "loss=ce",
+    "trainer.all_windows=false",
 ]
 UNMATCHED = [
     "RecTools' block is post-LN with a ReLU feed-forward (ours: pre-LN, GELU); its final LayerNorm has eps 1e-8",
@@ -69,8 +78,9 @@ def ensure_rectools_venv(venv: Path, install: bool = True) -> Path:
         raise SystemExit(f"No RecTools {RECTOOLS_VERSION} environment at {venv}: run without --skip-rectools-install.")
     print(f"creating {venv} with {' '.join(RECTOOLS_PINS)} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    done = subprocess.run([str(rectools_python(venv)), "-m", "pip", "install", "--quiet", *RECTOOLS_PINS],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(rectools_python(venv)), "-m", "pip", "install", "--quiet", *RECTOOLS_PINS], capture_output=True, text=True
+    )
     if done.returncode != 0 or not rectools_ready(venv):
         print(done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"Installing RecTools into {venv} failed (pip exit code {done.returncode}).")
@@ -80,9 +90,17 @@ def ensure_rectools_venv(venv: Path, install: bool = True) -> Path:
 def our_overrides(dataset: Any, args: argparse.Namespace) -> list[str]:
     """Ours at RecTools' settings: the fixed budget runs every epoch (patience = the budget)."""
     return [
-        f"dataset={dataset.option}", f"dataset.path={dataset.path}", "encoder=attention", *MATCHED,
-        f"trainer.max_epochs={args.epochs}", f"trainer.patience={args.epochs}", f"trainer.num_threads={args.threads}",
-        f"trainer.seed={args.seed}", "trainer.device=cpu", "trainer.eval_every=1", "trainer.monitor=ndcg@10",
+        f"dataset={dataset.option}",
+        f"dataset.path={dataset.path}",
+        "encoder=attention",
+        *MATCHED,
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.patience={args.epochs}",
+        f"trainer.num_threads={args.threads}",
+        f"trainer.seed={args.seed}",
+        "trainer.device=cpu",
+        "trainer.eval_every=1",
+        "trainer.monitor=ndcg@10",
         *args.extra,
     ]
 
@@ -92,9 +110,19 @@ def rectools_model(cfg: Any) -> dict[str, Any]:
     e, m, t, o = cfg.encoder, cfg.model, cfg.trainer, cfg.optimizer
     if cfg.loss.name != "ce" or e.name != "attention" or o.name != "adam" or list(o.betas) != [0.9, 0.98]:
         raise SystemExit("The RecTools comparison mirrors loss=ce, encoder=attention, Adam betas (0.9, 0.98) only.")
-    return {"n_blocks": e.num_layers, "n_heads": e.num_heads, "n_factors": m.embedding_dim, "dropout_rate": e.dropout,
-            "session_max_len": m.max_len, "loss": "softmax", "lr": o.lr, "batch_size": t.batch_size,
-            "deterministic": True, "recommend_torch_device": "cpu", "recommend_batch_size": t.eval_batch_size}
+    return {
+        "n_blocks": e.num_layers,
+        "n_heads": e.num_heads,
+        "n_factors": m.embedding_dim,
+        "dropout_rate": e.dropout,
+        "session_max_len": m.max_len,
+        "loss": "softmax",
+        "lr": o.lr,
+        "batch_size": t.batch_size,
+        "deterministic": True,
+        "recommend_torch_device": "cpu",
+        "recommend_batch_size": t.eval_batch_size,
+    }
 
 
 def export_events(cfg: Any, path: Path) -> pd.DataFrame:
@@ -104,11 +132,13 @@ def export_events(cfg: Any, path: Path) -> pd.DataFrame:
     splits, _ = load(cfg.dataset)
     data = splits.data
     lengths = np.diff(data.offsets)
-    events = pd.DataFrame({
-        "user": np.repeat(np.asarray(data.user_ids), lengths).astype(str),
-        "item": np.asarray(data.item_ids)[np.asarray(data.items) - 1].astype(str),
-        "position": np.arange(len(data.items), dtype=np.int64),
-    })
+    events = pd.DataFrame(
+        {
+            "user": np.repeat(np.asarray(data.user_ids), lengths).astype(str),
+            "item": np.asarray(data.item_ids)[np.asarray(data.items) - 1].astype(str),
+            "position": np.arange(len(data.items), dtype=np.int64),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     events.to_csv(path, index=False)
     return events
@@ -137,8 +167,13 @@ def run_rectools(python: Path, spec: dict[str, Any], work: Path) -> dict[str, An
     work.mkdir(parents=True, exist_ok=True)
     (work / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(spec["threads"])}
-    done = subprocess.run([str(python), str(RUNNER), str(work / "spec.json"), str(work / "result.json")],
-                          cwd=work, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), str(RUNNER), str(work / "spec.json"), str(work / "result.json")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"RecTools failed (exit code {done.returncode}); its output is above.")
@@ -150,14 +185,21 @@ def rectools_side(result: dict[str, Any]) -> dict[str, Any]:
     training user with >= 2 events (RecTools' last window), its targets those of the window."""
     epochs = len(result["epoch_seconds"])
     return {
-        "epochs_run": epochs, "best_epoch": result["best_epoch"],
+        "epochs_run": epochs,
+        "best_epoch": result["best_epoch"],
         "s_per_epoch": sum(result["epoch_seconds"]) / max(epochs, 1),
-        "train_sequences": result["train_users"], "train_targets": result["train_targets"],
+        "train_sequences": result["train_users"],
+        "train_targets": result["train_targets"],
         "eval_s_per_pass": sum(result["valid_seconds"]) / max(len(result["valid_seconds"]), 1),
-        "eval_users": len(result["valid_targets"]), "peak_rss_gb": result["peak_rss_kb"] / 2**20,
-        "test_ndcg@10": result["test"]["ndcg@10"], "test_hr@10": result["test"]["hit@10"],
-        "counts": result["counts"], "n_params": result["n_params"], "threads": result["threads"],
-        "torch": result["torch"], "batch": "128 sequences",
+        "eval_users": len(result["valid_targets"]),
+        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
+        "test_ndcg@10": result["test"]["ndcg@10"],
+        "test_hr@10": result["test"]["hit@10"],
+        "counts": result["counts"],
+        "n_params": result["n_params"],
+        "threads": result["threads"],
+        "torch": result["torch"],
+        "batch": "128 sequences",
     }
 
 
@@ -186,14 +228,21 @@ def run_pair(dataset: Any, args: argparse.Namespace, python: Path, scratch: Path
     ours_split = our_split(cfg.dataset)
     check_export(events, ours_split)
     print(f"[{dataset.key} / attention] ours at RecTools' settings ({uptime()}) ...", flush=True)
-    ours = run_ours(overrides, cfg.trainer.batch_size, scratch / f"ours-rectools-{dataset.key}", scratch / "cache",
-                    train_child)
+    ours = run_ours(
+        overrides, cfg.trainer.batch_size, scratch / f"ours-rectools-{dataset.key}", scratch / "cache", train_child
+    )
     print(f"[{dataset.key} / attention] RecTools SASRecModel ({uptime()}) ...", flush=True)
-    spec = {"events": str(scratch / f"rectools-{dataset.key}" / "events.csv"), "threads": args.threads,
-            "epochs": args.epochs, "seed": args.seed, "model": rectools_model(cfg)}
+    spec = {
+        "events": str(scratch / f"rectools-{dataset.key}" / "events.csv"),
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "model": rectools_model(cfg),
+    }
     result = run_rectools(python, spec, scratch / f"rectools-{dataset.key}")
-    problems = split_problems(ours_split, {"counts": result["counts"], "valid": result["valid_targets"],
-                                           "test": result["test_targets"]})
+    problems = split_problems(
+        ours_split, {"counts": result["counts"], "valid": result["valid_targets"], "test": result["test_targets"]}
+    )
     if problems:
         raise SystemExit(f"RecTools' split of {dataset.key} differs from ours ({'; '.join(problems)}).")
     row = pair_row(dataset.key, "attention vs SASRecModel", ours, rectools_side(result), {"train": 0, "eval": 0})
@@ -215,13 +264,22 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores), {meta['threads']} torch threads per side, "
         f"torch {meta['torch']}, RecTools {meta['rectools']}; a fixed budget of {meta['epochs']} epoch(s), validation "
         f"every epoch, test at the best one, seed {meta['seed']}. Load average at the start {meta['load_start']}; "
-        + "; ".join(f"after {row['dataset']} {row['load_after']}" for row in rows) + ".",
-        "", "`python scripts/benchmark.py peer " + " ".join(meta["argv"]) + "`", "",
-        *table_lines(rows, markdown=True, peer="RecTools"), "",
-        *(f"- {row['dataset']}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in row["checks"].items())
-          + f" (RecTools' catalogue: {row['rectools_catalogue_items']:,} of {row['ours']['counts']['items']:,} items)"
-          for row in rows),
-        "", "Not matched:", *(f"- {u}" for u in UNMATCHED),
+        + "; ".join(f"after {row['dataset']} {row['load_after']}" for row in rows)
+        + ".",
+        "",
+        "`python scripts/benchmark.py peer " + " ".join(meta["argv"]) + "`",
+        "",
+        *table_lines(rows, markdown=True, peer="RecTools"),
+        "",
+        *(
+            f"- {row['dataset']}: "
+            + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in row["checks"].items())
+            + f" (RecTools' catalogue: {row['rectools_catalogue_items']:,} of {row['ours']['counts']['items']:,} items)"
+            for row in rows
+        ),
+        "",
+        "Not matched:",
+        *(f"- {u}" for u in UNMATCHED),
     ]
     return "\n".join(lines) + "\n"
 
@@ -231,9 +289,18 @@ def run_all(args: argparse.Namespace, datasets: dict, scratch: Path, train_child
     import torch
 
     python = ensure_rectools_venv(args.rectools_venv, install=not args.skip_rectools_install)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
-            "torch": torch.__version__, "rectools": RECTOOLS_VERSION, "epochs": args.epochs, "seed": args.seed,
-            "load_start": uptime().replace("load average ", ""), "argv": sys.argv[2:]}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "rectools": RECTOOLS_VERSION,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "load_start": uptime().replace("load average ", ""),
+        "argv": sys.argv[2:],
+    }
     rows = [run_pair(datasets[key], args, python, scratch, train_child) for key in args.datasets]
     text = markdown(rows, meta)
     print(text)

@@ -46,7 +46,9 @@ def ratio(ours: Any, theirs: Any, direction: Optional[str]) -> Optional[float]:
     return ours / theirs if direction == "up" else theirs / ours
 
 
-def pair_row(dataset: str, model: str, ours: dict[str, Any], theirs: dict[str, Any], targets: dict[str, float]) -> dict[str, Any]:
+def pair_row(
+    dataset: str, model: str, ours: dict[str, Any], theirs: dict[str, Any], targets: dict[str, float]
+) -> dict[str, Any]:
     """One dataset x model comparison: both sides, the ratios and whether each target is met."""
     ours, theirs = derived(ours), derived(theirs)
     ratios = {key: ratio(ours[key], theirs[key], direction) for _, key, direction in MEASURES}
@@ -55,8 +57,7 @@ def pair_row(dataset: str, model: str, ours: dict[str, Any], theirs: dict[str, A
         f"evaluation >= {targets['eval']:g}x": (ratios["eval_s_per_pass"] or 0) >= targets["eval"],
         "test NDCG@10 >= RecBole's": ours["test_ndcg@10"] >= theirs["test_ndcg@10"],
     }
-    return {"dataset": dataset, "model": model, "ours": ours, "recbole": theirs,
-            "ratios": ratios, "checks": checks}
+    return {"dataset": dataset, "model": model, "ours": ours, "recbole": theirs, "ratios": ratios, "checks": checks}
 
 
 def _fmt(value: Any, key: str) -> str:
@@ -81,8 +82,16 @@ def table_lines(rows: list[dict[str, Any]], markdown: bool = False, peer: str = 
     for row in rows:
         for label, key, _ in MEASURES:
             r = row["ratios"][key]
-            body.append([row["dataset"], row["model"], label, _fmt(row["ours"][key], key),
-                         _fmt(row["recbole"][key], key), "—" if r is None else f"{r:.2f}x"])
+            body.append(
+                [
+                    row["dataset"],
+                    row["model"],
+                    label,
+                    _fmt(row["ours"][key], key),
+                    _fmt(row["recbole"][key], key),
+                    "—" if r is None else f"{r:.2f}x",
+                ]
+            )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return lines + ["| " + " | ".join(cells) + " |" for cells in body]
@@ -93,7 +102,8 @@ def table_lines(rows: list[dict[str, Any]], markdown: bool = False, peer: str = 
 
 def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
     return [
-        f"{row['dataset']} {row['model']}: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in row["checks"].items())
+        f"{row['dataset']} {row['model']}: "
+        + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in row["checks"].items())
         for row in rows
     ]
 
@@ -111,8 +121,12 @@ def machine(recbole_version: str) -> dict[str, Any]:
     import torch
 
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "recbole": recbole_version, "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "recbole": recbole_version,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 

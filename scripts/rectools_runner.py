@@ -70,19 +70,25 @@ def ranking_metrics(recommended: pd.DataFrame, targets: dict[str, str], k: int =
     recs = recommended.assign(user=recommended["user"].astype(str), item=recommended["item"].astype(str))
     hits = recs[recs["item"].to_numpy() == recs["user"].map(targets).to_numpy()]
     hits = hits[hits["rank"] <= k]
-    return {f"hit@{k}": len(hits) / len(targets),
-            f"ndcg@{k}": float((1.0 / np.log2(hits["rank"].to_numpy() + 1.0)).sum()) / len(targets)}
+    return {
+        f"hit@{k}": len(hits) / len(targets),
+        f"ndcg@{k}": float((1.0 / np.log2(hits["rank"].to_numpy() + 1.0)).sum()) / len(targets),
+    }
 
 
 def _dataset(frame: pd.DataFrame) -> Any:
     from rectools import Columns
     from rectools.dataset import Dataset
 
-    table = pd.DataFrame({
-        Columns.User: frame["user"].astype(str), Columns.Item: frame["item"].astype(str), Columns.Weight: 1.0,
-        # Positions as seconds: RecTools orders a user's events by this column.
-        Columns.Datetime: pd.to_datetime(frame["position"].to_numpy(), unit="s"),
-    })
+    table = pd.DataFrame(
+        {
+            Columns.User: frame["user"].astype(str),
+            Columns.Item: frame["item"].astype(str),
+            Columns.Weight: 1.0,
+            # Positions as seconds: RecTools orders a user's events by this column.
+            Columns.Datetime: pd.to_datetime(frame["position"].to_numpy(), unit="s"),
+        }
+    )
     return Dataset.construct(table)
 
 
@@ -104,9 +110,18 @@ def _timed_trainer(epoch_seconds: list, deterministic: bool) -> Any:
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             epoch_seconds.append(time.perf_counter() - self.started)
 
-    return Trainer(max_epochs=1, min_epochs=1, deterministic=deterministic, enable_progress_bar=False,
-                   enable_model_summary=False, logger=False, enable_checkpointing=False, devices=1,
-                   accelerator="cpu", callbacks=[EpochTimer()])
+    return Trainer(
+        max_epochs=1,
+        min_epochs=1,
+        deterministic=deterministic,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        enable_checkpointing=False,
+        devices=1,
+        accelerator="cpu",
+        callbacks=[EpochTimer()],
+    )
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -123,8 +138,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     with_valid = _dataset(pd.concat([split["train"], split["valid_events"]]))
     epoch_seconds: list[float] = []
     deterministic = bool(spec["model"].get("deterministic"))
-    model = SASRecModel(**spec["model"], epochs=1,
-                        get_trainer_func=lambda: _timed_trainer(epoch_seconds, deterministic))
+    model = SASRecModel(
+        **spec["model"], epochs=1, get_trainer_func=lambda: _timed_trainer(epoch_seconds, deterministic)
+    )
     valid_users, test_users = list(split["valid"]), list(split["test"])
     valid_seconds, history, best = [], [], (-1.0, 0, None)
     for epoch in range(1, int(spec["epochs"]) + 1):
@@ -139,15 +155,24 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     test = ranking_metrics(_recommend(model, with_valid, test_users), split["test"])
     return {
-        "counts": {"users": int(events["user"].nunique()), "items": int(events["item"].nunique()),
-                   "interactions": len(events)},
+        "counts": {
+            "users": int(events["user"].nunique()),
+            "items": int(events["item"].nunique()),
+            "interactions": len(events),
+        },
         "catalogue_items": int(split["train"]["item"].nunique()),
-        "valid_targets": split["valid"], "test_targets": split["test"],
+        "valid_targets": split["valid"],
+        "test_targets": split["test"],
         **training_windows(split["train"], int(spec["model"]["session_max_len"])),
-        "epoch_seconds": epoch_seconds, "valid_seconds": valid_seconds, "test_seconds": time.perf_counter() - started,
-        "history": history, "best_epoch": best[1], "test": test,
+        "epoch_seconds": epoch_seconds,
+        "valid_seconds": valid_seconds,
+        "test_seconds": time.perf_counter() - started,
+        "history": history,
+        "best_epoch": best[1],
+        "test": test,
         "n_params": sum(p.numel() for p in model.lightning_model.torch_model.parameters()),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "rectools": __import__("rectools").__version__,
     }
 

@@ -114,14 +114,28 @@ def forward_latency(path: Path, run: Path | None, repeats: int) -> list[dict]:
         inputs = pack(queries[:batch], bundle)
         for threads in (1, 2):
             ort_bundle = open_bundle(path, threads)
-            rows.append({"engine": "onnxruntime", "batch": batch, "threads": threads,
-                         "ms": _median_ms(lambda: ort_bundle.run(inputs), repeats), "load": load_average()})
+            rows.append(
+                {
+                    "engine": "onnxruntime",
+                    "batch": batch,
+                    "threads": threads,
+                    "ms": _median_ms(lambda: ort_bundle.run(inputs), repeats),
+                    "load": load_average(),
+                }
+            )
             if eager is not None:
                 torch.set_num_threads(threads)
                 tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
                 with torch.no_grad():
-                    rows.append({"engine": "eager torch", "batch": batch, "threads": threads,
-                                 "ms": _median_ms(lambda: eager(**tensors), repeats), "load": load_average()})
+                    rows.append(
+                        {
+                            "engine": "eager torch",
+                            "batch": batch,
+                            "threads": threads,
+                            "ms": _median_ms(lambda: eager(**tensors), repeats),
+                            "load": load_average(),
+                        }
+                    )
     return rows
 
 
@@ -144,20 +158,42 @@ def load_test(path: Path, args: argparse.Namespace, scratch: Path) -> list[dict]
     script = scratch / "post.lua"
     script.write_text(LUA % {"users": ", ".join(f'"{u}"' for u in users[:5000])})
     log = scratch / "serve.log"
-    server = subprocess.Popen([sys.executable, "-m", "seqrec_cli.serve", f"bundle={path}", "port=0",
-                               f"threads={args.threads}", f"max_batch={args.max_batch}", "log_level=warning"],
-                              stdout=subprocess.DEVNULL, stderr=log.open("w"), env={**os.environ, "COLUMNS": "200"})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seqrec_cli.serve",
+            f"bundle={path}",
+            "port=0",
+            f"threads={args.threads}",
+            f"max_batch={args.max_batch}",
+            "log_level=warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         url = _wait_ready(server, log)
         rows = []
         for connections in [int(c) for c in args.connections.split(",")]:
-            out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{args.duration}s", "--timeout", "10s",
-                                  "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                ["wrk", "-t1", f"-c{connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", str(script), url],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
             seconds = result["duration_us"] / 1e6
-            rows.append({"connections": connections, "requests_per_s": round(result["requests"] / seconds, 1),
-                         **{k: result[k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "non2xx", "socket")},
-                         "server_rss_mb": _rss_mb(server.pid), "load": load_average()})
+            rows.append(
+                {
+                    "connections": connections,
+                    "requests_per_s": round(result["requests"] / seconds, 1),
+                    **{k: result[k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "non2xx", "socket")},
+                    "server_rss_mb": _rss_mb(server.pid),
+                    "load": load_average(),
+                }
+            )
             print(rows[-1], flush=True)
         return rows
     finally:
@@ -200,5 +236,7 @@ def print_load(rows: list[dict]) -> None:
     print("| connections | requests/s | p50 ms | p95 ms | p99 ms | errors | server RSS MB | load average |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['connections']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-              f"{r['non2xx'] + r['socket']} | {r['server_rss_mb']} | {r['load']} |")
+        print(
+            f"| {r['connections']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            f"{r['non2xx'] + r['socket']} | {r['server_rss_mb']} | {r['load']} |"
+        )

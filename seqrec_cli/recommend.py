@@ -69,12 +69,21 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
 
     exclude = histories if cfg.exclude_seen else None
     top = top_k(
-        run.model, histories, cfg.k, exclude, run.cfg.model.max_len, cfg.batch_size, run.use_amp,
+        run.model,
+        histories,
+        cfg.k,
+        exclude,
+        run.cfg.model.max_len,
+        cfg.batch_size,
+        run.use_amp,
         gaps=gaps if run.model.uses_time_gaps else None,
         users=np.asarray(user_rows, dtype=np.int64) if run.model.uses_users else None,
     )
-    reasons = explain_histories(run.model, run.item_ids, histories, gaps, user_rows, top.items,
-                                run.cfg.model.max_len) if cfg.explain else None
+    reasons = (
+        explain_histories(run.model, run.item_ids, histories, gaps, user_rows, top.items, run.cfg.model.max_len)
+        if cfg.explain
+        else None
+    )
     rows = _rows(run, labels, top.items, top.scores, reasons)
     if cfg.out:
         write_csv(Path(cfg.out).expanduser(), rows)
@@ -84,8 +93,13 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _rows(run: TrainedRun, labels: list[Any], top_items: np.ndarray, top_scores: np.ndarray,
-          reasons: Optional[list[list[str]]]) -> list[dict[str, Any]]:
+def _rows(
+    run: TrainedRun,
+    labels: list[Any],
+    top_items: np.ndarray,
+    top_scores: np.ndarray,
+    reasons: Optional[list[list[str]]],
+) -> list[dict[str, Any]]:
     """One row per recommendation, in original ids; `because` where explanations were asked for."""
     titles = item_titles(run.cfg.dataset)
     rows = []

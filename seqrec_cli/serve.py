@@ -36,8 +36,9 @@ def serve(cfg: ServeAppConfig) -> None:
 
         from seqrec_cli.serving.app import Settings, create_app
     except ImportError as exc:
-        raise UserError(f"seqrec-serve needs the serve extra ({exc.name} is missing): "
-                        "pip install 'seqrec-cli[serve]'.") from None
+        raise UserError(
+            f"seqrec-serve needs the serve extra ({exc.name} is missing): pip install 'seqrec-cli[serve]'."
+        ) from None
     from seqrec_cli.serving.bundle import export_bundle
     from seqrec_cli.serving.engine import open_bundle
 
@@ -48,14 +49,29 @@ def serve(cfg: ServeAppConfig) -> None:
             scratch = Path(tempfile.mkdtemp(prefix="seqrec-serve-"))
             path = str(export_bundle(cfg.run, scratch / "bundle"))
         bundle = open_bundle(path, cfg.threads)
-        settings = Settings(cfg.max_batch, cfg.max_wait_ms, cfg.threads, cfg.max_body_bytes,
-                            cfg.max_batch_requests, cfg.on_unknown, cfg.explain_top)
+        settings = Settings(
+            cfg.max_batch,
+            cfg.max_wait_ms,
+            cfg.threads,
+            cfg.max_body_bytes,
+            cfg.max_batch_requests,
+            cfg.on_unknown,
+            cfg.explain_top,
+        )
         sock = _bind(cfg.host, cfg.port)
         host, port = sock.getsockname()[:2]
-        log.info("Serving %s (%s, %d items, top-%d) on http://%s:%d", bundle.path, bundle.digest, bundle.n_items,
-                 bundle.k_max, host, port)
-        config = uvicorn.Config(create_app(bundle, settings), log_level=cfg.log_level, access_log=False,
-                                timeout_graceful_shutdown=5)
+        log.info(
+            "Serving %s (%s, %d items, top-%d) on http://%s:%d",
+            bundle.path,
+            bundle.digest,
+            bundle.n_items,
+            bundle.k_max,
+            host,
+            port,
+        )
+        config = uvicorn.Config(
+            create_app(bundle, settings), log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5
+        )
         _server_class(uvicorn)(config).run(sockets=[sock])
     finally:
         if scratch is not None:

@@ -120,10 +120,16 @@ def test_no_host_sync_per_training_step(tmp_path):
     # 3,000 users in batches of 16: ~190 steps an epoch, so a sync per step could not hide.
     log = tmp_path / "syncs.json"
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache"), "SYNC_LOG": str(log)}
-    args = [*GPU, "dataset.synthetic.n_users=3000", "trainer.batch_size=16", "trainer.max_epochs=1",
-            "hydra.run.dir=sync"]
-    done = subprocess.run([sys.executable, "-c", _COUNT_SYNCS, *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args = [
+        *GPU,
+        "dataset.synthetic.n_users=3000",
+        "trainer.batch_size=16",
+        "trainer.max_epochs=1",
+        "hydra.run.dir=sync",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_SYNCS, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (epoch,) = json.loads(log.read_text())
     assert epoch["steps"] >= 100
@@ -163,9 +169,23 @@ def test_torchrun_with_one_process_uses_nccl_and_matches_a_plain_run(tmp_path):
     (tmp_path / "child.py").write_text(_RECORD_BACKEND)
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache"), "BACKEND_LOG": str(tmp_path / "backend")}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-         str(tmp_path / "child.py"), *GPU, *same, "trainer.distributed=true", "hydra.run.dir=ddp"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=1",
+            str(tmp_path / "child.py"),
+            *GPU,
+            *same,
+            "trainer.distributed=true",
+            "hydra.run.dir=ddp",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "backend").read_text() == "nccl"
@@ -228,7 +248,11 @@ def test_a_rank_change_is_a_float_tie_only_when_scores_are_that_close():
     # Row 0: item 1 is within rounding of the target, so rank 0 on the other device is a tie.
     tie = device_pass([[1.0, 1.0 - 1e-8, 0.5], [2.0, 1.0, 3.0]], [0, 1])
     assert check.explain_rank_changes(cpu, tie) == {
-        "users": 2, "ranks_differ": 1, "not_float_ties": 0, "max_abs_score_diff": pytest.approx(2e-8)}
+        "users": 2,
+        "ranks_differ": 1,
+        "not_float_ties": 0,
+        "max_abs_score_diff": pytest.approx(2e-8),
+    }
     # Row 1: item 2 is far above the target on both devices: a changed rank there is a bug.
     wrong = device_pass([[1.0, 1.0 + 1e-8, 0.5], [2.0, 1.0, 3.0]], [1, 0])
     assert check.explain_rank_changes(cpu, wrong)["not_float_ties"] == 1
@@ -240,13 +264,36 @@ def test_the_table_reads_every_step(tmp_path):
     (tmp_path / "steps" / "setup.status").write_text("ok 12s\n")
     (tmp_path / "steps" / "ml20m_compiled.status").write_text("TIMED OUT after 240s\n")
     (tmp_path / "env.json").write_text(json.dumps({"summary": "GPU: H200"}))
-    (tmp_path / "equal.json").write_text(json.dumps({"ok": True, "ranks_differ": 2, "users": 100, "not_float_ties": 0,
-                                                    "max_abs_score_diff": 1e-6, "max_metric_diff": 0.0}))
-    (tmp_path / "ml20m_eager.json").write_text(json.dumps({
-        "train_s_per_epoch": 9.5, "epochs_run": 2, "train_sequences": 150_000, "epoch_s_with_valid": [12.0, 9.0],
-        "valid_eval_s_per_pass": 0.5, "last_epoch_train_s": 8.5, "steady_s_per_epoch": 8.2, "device_share": 0.93,
-        "profile_kernel_ms_per_step": 6.9, "profile_wall_ms_per_step": 7.4, "peak_gpu_allocated_gib": 20.1,
-        "peak_gpu_reserved_gib": 24.0}))
+    (tmp_path / "equal.json").write_text(
+        json.dumps(
+            {
+                "ok": True,
+                "ranks_differ": 2,
+                "users": 100,
+                "not_float_ties": 0,
+                "max_abs_score_diff": 1e-6,
+                "max_metric_diff": 0.0,
+            }
+        )
+    )
+    (tmp_path / "ml20m_eager.json").write_text(
+        json.dumps(
+            {
+                "train_s_per_epoch": 9.5,
+                "epochs_run": 2,
+                "train_sequences": 150_000,
+                "epoch_s_with_valid": [12.0, 9.0],
+                "valid_eval_s_per_pass": 0.5,
+                "last_epoch_train_s": 8.5,
+                "steady_s_per_epoch": 8.2,
+                "device_share": 0.93,
+                "profile_kernel_ms_per_step": 6.9,
+                "profile_wall_ms_per_step": 7.4,
+                "peak_gpu_allocated_gib": 20.1,
+                "peak_gpu_reserved_gib": 24.0,
+            }
+        )
+    )
     check.table(tmp_path)
     text = (tmp_path / "table.md").read_text()
     assert "| environment | ok 12s | GPU: H200 |" in text

@@ -62,8 +62,10 @@ def test_gru_count_by_hand():
 def test_shape_of_reads_the_composed_config():
     from types import SimpleNamespace as NS
 
-    cfg = NS(encoder=NS(name="attention", block="sasrec", num_layers=2, num_heads=1, ffn_size=None),
-             model=NS(embedding_dim=64))
+    cfg = NS(
+        encoder=NS(name="attention", block="sasrec", num_layers=2, num_heads=1, ffn_size=None),
+        model=NS(embedding_dim=64),
+    )
     assert flops.shape_of(cfg) == flops.Shape("attention", 64, 2, 1, 64)
     cfg.encoder = NS(name="gru", num_layers=1, hidden_size=None)
     assert flops.shape_of(cfg) == flops.Shape("gru", 64, 1, hidden=64)

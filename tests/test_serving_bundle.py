@@ -46,8 +46,9 @@ def bundle_top(path: Path, users: list[str], k: int = 10) -> dict[str, tuple[lis
         history, gaps, row = b.histories.of(b.histories.index[user])
         queries.append(Query(history=history, k=k, gaps=gaps, user_row=row, exclude=history))
     rows, scores = b.run(pack(queries, b))
-    return {u: ([str(b.item_ids[r]) for r in rows[i, :k] if r > 0], scores[i, :k].tolist())
-            for i, u in enumerate(users)}
+    return {
+        u: ([str(b.item_ids[r]) for r in rows[i, :k] if r > 0], scores[i, :k].tolist()) for i, u in enumerate(users)
+    }
 
 
 @pytest.mark.parametrize("name", [*DEFAULT_RUNS, *SLOW_RUNS])
@@ -141,8 +142,14 @@ def test_readme_example_runs_without_this_package(tmp_path_factory, tmp_path):
     script = tmp_path / "example.py"
     script.write_text(guard + readme_example())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run([sys.executable, "-I", "-S", str(script), str(path), *ids], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(script), str(path), *ids],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
     expected = bundle_top_for_history(path, ids)
@@ -161,8 +168,13 @@ FULL_DATA = {
     "ml-100k": ["dataset=ml-100k", "dataset.path={data}/ml-100k"],
     "beauty": ["dataset=amazon-beauty", "dataset.path={data}/amazon-beauty/Beauty.txt"],
 }
-FULL_ENCODERS = {"attention": ["encoder=attention"], "ligr": ["encoder=attention", "encoder.block=ligr"],
-                 "gru": ["encoder=gru"], "lstm": ["encoder=lstm"], "gru_attention": ["encoder=gru_attention"]}
+FULL_ENCODERS = {
+    "attention": ["encoder=attention"],
+    "ligr": ["encoder=attention", "encoder.block=ligr"],
+    "gru": ["encoder=gru"],
+    "lstm": ["encoder=lstm"],
+    "gru_attention": ["encoder=gru_attention"],
+}
 
 
 # Every encoder on ML-100K; on Beauty (minutes per run on 2 cores) the attention one.
@@ -174,8 +186,11 @@ FULL_CASES = [("ml-100k", e) for e in FULL_ENCODERS] + [("beauty", "attention")]
 def test_full_parity_on_1000_users_of_the_research_data(shared_data, tmp_path, dataset, encoder):
     """One epoch (quality does not matter for parity), then 1,000 users' top-10 both ways."""
     overrides = [o.format(data=shared_data) for o in FULL_DATA[dataset]] + FULL_ENCODERS[encoder]
-    result = run_cli([*overrides, "trainer.max_epochs=1", "trainer.progress=false", "model.max_len=50",
-                      "hydra.run.dir=run"], tmp_path, timeout=1800)
+    result = run_cli(
+        [*overrides, "trainer.max_epochs=1", "trainer.progress=false", "model.max_len=50", "hydra.run.dir=run"],
+        tmp_path,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     path = export_bundle(tmp_path / "run", tmp_path / "bundle")
     users = [str(u) for u in open_bundle(path).histories.index][:1000]

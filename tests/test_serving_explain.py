@@ -41,12 +41,29 @@ def noise(rng: np.random.Generator, low: int, high: int) -> list[int]:
 def causal_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("causal")
     causal_events().to_csv(root / "events.csv", index=False)
-    result = run_cli(["dataset=csv", "dataset.path=events.csv", "dataset.user_col=user", "dataset.item_col=item",
-                      "dataset.time_col=time", "dataset.min_user_count=1", "dataset.min_item_count=1",
-                      "dataset.use_cache=false", "model.embedding_dim=32", "model.max_len=10", "encoder.dropout=0.1",
-                      "trainer.max_epochs=12", "trainer.patience=12", "optimizer.lr=0.005",
-                      "trainer.batch_size=64", "trainer.progress=false",
-                      "trainer.num_threads=1", "hydra.run.dir=run"], root)
+    result = run_cli(
+        [
+            "dataset=csv",
+            "dataset.path=events.csv",
+            "dataset.user_col=user",
+            "dataset.item_col=item",
+            "dataset.time_col=time",
+            "dataset.min_user_count=1",
+            "dataset.min_item_count=1",
+            "dataset.use_cache=false",
+            "model.embedding_dim=32",
+            "model.max_len=10",
+            "encoder.dropout=0.1",
+            "trainer.max_epochs=12",
+            "trainer.patience=12",
+            "optimizer.lr=0.005",
+            "trainer.batch_size=64",
+            "trainer.progress=false",
+            "trainer.num_threads=1",
+            "hydra.run.dir=run",
+        ],
+        root,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "run"
 
@@ -64,7 +81,7 @@ def test_bundle_explanations_equal_the_eager_models(tmp_path_factory):
     b = open_bundle(path)
     model = open_run(trained_runs(tmp_path_factory, ("attention",))["attention"], "cpu").model
     history, _, _ = b.histories.of(1)
-    window = history[-b.max_len:]
+    window = history[-b.max_len :]
     targets = np.array([3, 9, 17], dtype=np.int64)
     eager = explain(torch_score_fn(model), window, None, 0, targets, top=len(window))
     exported = explain(bundle_score_fn(b), window, None, 0, targets, top=len(window))

@@ -32,22 +32,33 @@ from seqrec_cli.serving.engine import open_bundle  # noqa: E402
 
 def bad_bodies(rng: random.Random, n_items: int, known_item: int, known_user: int) -> list[tuple[bytes, str]]:
     """(body, what is wrong) pairs: every kind of mistake, with random values mixed in."""
+
     def js(obj) -> bytes:
         return json.dumps(obj).encode()
 
     wrong_values = [None, True, 1.5, "x", "", [], {}, [None], [[1]], [1.5], [True], {"a": 1}, -1, 0, 10**12]
     fields = ["user", "history", "k", "exclude_seen", "candidates", "exclude", "on_unknown", "explain"]
     fixed = [
-        (b"", "empty body"), (b"{", "truncated"), (b"not json", "text"), (b"\xff\xfe\x00", "binary"),
-        (b"[" * 100_000 + b"]" * 100_000, "deep nesting"), (js([]), "a list"), (js(5), "a number"), (js(None), "null"),
-        (js({}), "no user, no history"), (js({"k": 5}), "no history"),
+        (b"", "empty body"),
+        (b"{", "truncated"),
+        (b"not json", "text"),
+        (b"\xff\xfe\x00", "binary"),
+        (b"[" * 100_000 + b"]" * 100_000, "deep nesting"),
+        (js([]), "a list"),
+        (js(5), "a number"),
+        (js(None), "null"),
+        (js({}), "no user, no history"),
+        (js({"k": 5}), "no history"),
         (js({"user": known_user, "history": [1]}), "both"),
-        (js({"user": "no-such-user"}), "unknown user"), (js({"history": []}), "empty history"),
-        (js({"history": ["no-such-item"]}), "unknown item"), (js({"history": [known_item], "k": 0}), "k = 0"),
+        (js({"user": "no-such-user"}), "unknown user"),
+        (js({"history": []}), "empty history"),
+        (js({"history": ["no-such-item"]}), "unknown item"),
+        (js({"history": [known_item], "k": 0}), "k = 0"),
         (js({"history": [known_item], "k": n_items + 1}), "k > catalogue"),
         (js({"history": [known_item], "kk": 1}), "unknown field"),
         (js({"history": [known_item], "candidates": ["no-such-item"], "on_unknown": "skip"}), "no known candidate"),
-        (js({"history": [known_item] * 20_000}), "too many ids"), (js({"history": ["x" * 5000] * 300}), "oversized"),
+        (js({"history": [known_item] * 20_000}), "too many ids"),
+        (js({"history": ["x" * 5000] * 300}), "oversized"),
     ]
     out = list(fixed)
     while len(out) < 1200:
@@ -97,6 +108,7 @@ def test_messages_name_the_problem(tmp_path_factory):
     b = open_bundle(bundle(tmp_path_factory, "attention"))
     item = b.item_ids[1]
     with TestClient(create_app(b, Settings(max_body_bytes=1000), sighup=False)) as client:
+
         def error(body, status):
             r = client.post("/recommend", content=body if isinstance(body, bytes) else json.dumps(body))
             assert r.status_code == status, r.text
@@ -126,8 +138,13 @@ class Server:
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.log = cwd / f"serve-{time.monotonic_ns()}.log"
         env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli.serve", "port=0", *args], cwd=cwd, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "seqrec_cli.serve", "port=0", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+        )
         self.url = ""
 
     def wait_ready(self, timeout: float = 120) -> str:
@@ -144,8 +161,12 @@ class Server:
 
     def call(self, path: str, body=None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET",
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method="POST" if data is not None else "GET",
+            headers={"content-type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as r:
                 return r.status, json.loads(r.read())
@@ -232,7 +253,12 @@ def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
     shutil.copytree(bundle(tmp_path_factory, "attention"), tampered)
     with (tampered / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
-    result = subprocess.run([sys.executable, "-m", "seqrec_cli.serve", f"bundle={tampered}", "port=0"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "seqrec_cli.serve", f"bundle={tampered}", "port=0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "model.onnx does not match its SHA-256" in result.stderr and "Traceback" not in result.stderr

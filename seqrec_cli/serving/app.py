@@ -55,8 +55,10 @@ class ServerState:
 
     def _run_batch(self, bundle: Bundle, queries: Sequence[Query]) -> list[Any]:
         rows, scores = bundle.run(pack(queries, bundle))
-        return [answer(bundle, q, rows[i, : q.k], scores[i, : q.k], self.settings.explain_top)
-                for i, q in enumerate(queries)]
+        return [
+            answer(bundle, q, rows[i, : q.k], scores[i, : q.k], self.settings.explain_top)
+            for i, q in enumerate(queries)
+        ]
 
     async def reload(self, path: Optional[str]) -> dict[str, Any]:
         """Open and check `path` (default: the bundle now served, read again), then swap it in."""
@@ -81,7 +83,7 @@ def answer(bundle: Bundle, q: Query, rows: np.ndarray, scores: np.ndarray, expla
     items = [_item(bundle, int(r), {"score": round(float(s), 6)}) for r, s in zip(rows, scores)]
     if q.explain and len(rows):
         window = q.window(bundle.max_len)
-        gaps = q.gaps[-bundle.max_len:] if q.gaps is not None else None
+        gaps = q.gaps[-bundle.max_len :] if q.gaps is not None else None
         reasons = explain(bundle_score_fn(bundle), window, gaps, q.user_row, rows, explain_top)
         for item, why in zip(items, reasons):
             item["because"] = [_item(bundle, r.item_row, {"contribution": round(r.contribution, 6)}) for r in why]
@@ -104,8 +106,9 @@ def _item(bundle: Bundle, row: int, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status_code=status,
-                    media_type="application/json")
+    return Response(
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")), status_code=status, media_type="application/json"
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -155,8 +158,16 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/health")
     async def health() -> Response:
         b = state.bundle
-        return _json({"status": "ok", "bundle": b.digest, "items": b.n_items, "passes": state.batcher.passes,
-                      "requests": state.batcher.requests, "reloads": state.reloads})
+        return _json(
+            {
+                "status": "ok",
+                "bundle": b.digest,
+                "items": b.n_items,
+                "passes": state.batcher.passes,
+                "requests": state.batcher.requests,
+                "reloads": state.reloads,
+            }
+        )
 
     @app.get("/metadata")
     async def metadata() -> Response:
@@ -173,11 +184,12 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     async def recommend_batch(request: Request) -> Response:
         body = parse_json(await read_body(request, state.settings.max_body_bytes))
         if not isinstance(body, dict) or set(body) != {"requests"} or not isinstance(body["requests"], list):
-            raise BadRequest(422, "The body must be {\"requests\": [request, ...]}.")
+            raise BadRequest(422, 'The body must be {"requests": [request, ...]}.')
         items = body["requests"]
         if not 1 <= len(items) <= state.settings.max_batch_requests:
-            raise BadRequest(422, f"requests holds {len(items)} requests; send 1 to "
-                                  f"{state.settings.max_batch_requests}.")
+            raise BadRequest(
+                422, f"requests holds {len(items)} requests; send 1 to {state.settings.max_batch_requests}."
+            )
         bundle = state.bundle
         queries = [parse_query(q, bundle, state.defaults, f"requests[{i}].") for i, q in enumerate(items)]
         results = await asyncio.gather(*(state.batcher.submit(bundle, q) for q in queries))
@@ -188,7 +200,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         raw = await read_body(request, state.settings.max_body_bytes)
         body = parse_json(raw) if raw.strip() else {}
         if not isinstance(body, dict) or set(body) - {"bundle"} or not isinstance(body.get("bundle", ""), str):
-            raise BadRequest(422, "The body must be empty (reload the bundle now served) or {\"bundle\": \"DIR\"}.")
+            raise BadRequest(422, 'The body must be empty (reload the bundle now served) or {"bundle": "DIR"}.')
         return _json(await state.reload(body.get("bundle") or None))
 
 

@@ -89,8 +89,9 @@ class MicroBatcher:
             same = [p for p in batch if p.bundle is batch[0].bundle]
             carry = [p for p in batch if p.bundle is not batch[0].bundle]
             try:
-                results = await loop.run_in_executor(self._pool, self._run_batch, same[0].bundle,
-                                                     [p.payload for p in same])
+                results = await loop.run_in_executor(
+                    self._pool, self._run_batch, same[0].bundle, [p.payload for p in same]
+                )
             except Exception as exc:  # a bug in a pass must fail its requests, not the worker
                 log.exception("A forward pass failed")
                 results = [exc] * len(same)

@@ -61,8 +61,14 @@ def open_finished_run(path: str | Path) -> tuple[TrainedRun, dict[str, Any]]:
     return run, metrics
 
 
-def export_bundle(run_path: str | Path, out: str | Path, fmt: str = "onnx", k_max: int = 100,
-                  histories: bool = True, overwrite: bool = False) -> Path:
+def export_bundle(
+    run_path: str | Path,
+    out: str | Path,
+    fmt: str = "onnx",
+    k_max: int = 100,
+    histories: bool = True,
+    overwrite: bool = False,
+) -> Path:
     """Write the bundle of a finished run to `out` (see the module docstring); returns its path."""
     if fmt not in MODEL_FILES:
         raise UserError(f"Unknown bundle format {fmt!r}: expected onnx or pt2.")
@@ -113,8 +119,9 @@ def _write_model(run: TrainedRun, k: int, fmt: str, path: Path) -> list[str]:
         if fmt == "pt2":
             torch.export.save(program, path)
             return names
-        onnx_program = torch.onnx.export(program, dynamo=True, input_names=names,
-                                         output_names=list(graph.OUTPUTS), verbose=False, report=False)
+        onnx_program = torch.onnx.export(
+            program, dynamo=True, input_names=names, output_names=list(graph.OUTPUTS), verbose=False, report=False
+        )
         onnx_program.save(str(path))
     return names
 
@@ -164,8 +171,11 @@ def _write_histories(run: TrainedRun, path: Path) -> None:
     splits, _ = load_splits(run)
     data = splits.data
     side = side_inputs_for(run, data)
-    arrays = {"user_ids": _no_objects(data.user_ids), "offsets": data.offsets.astype(np.int64),
-              "items": data.items.astype(np.int32)}
+    arrays = {
+        "user_ids": _no_objects(data.user_ids),
+        "offsets": data.offsets.astype(np.int64),
+        "items": data.items.astype(np.int32),
+    }
     if side.gaps is not None:
         arrays["gaps"] = side.gaps.astype(np.int8)
     if side.user_rows is not None:
@@ -194,8 +204,12 @@ def _metadata(run: TrainedRun, metrics: dict[str, Any], fmt: str, k: int, names:
         "outputs": list(graph.OUTPUTS),
         "uses_time_gaps": run.model.uses_time_gaps,
         "uses_users": run.model.uses_users,
-        "source_run": {"path": str(run.run_dir.resolve()), "dataset": run.cfg.dataset.name, "best_epoch": run.epoch,
-                       "test": metrics.get("test", {})},
+        "source_run": {
+            "path": str(run.run_dir.resolve()),
+            "dataset": run.cfg.dataset.name,
+            "best_epoch": run.epoch,
+            "test": metrics.get("test", {}),
+        },
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

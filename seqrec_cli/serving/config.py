@@ -60,8 +60,10 @@ def validate_export(cfg: ExportAppConfig) -> None:
 
 def validate_serve(cfg: ServeAppConfig) -> None:
     if bool(cfg.run) == bool(cfg.bundle):
-        raise UserError("Say what to serve: seqrec-serve bundle=DIR (from seqrec-export) or run=DIR (exported on the "
-                        "fly), one of the two.")
+        raise UserError(
+            "Say what to serve: seqrec-serve bundle=DIR (from seqrec-export) or run=DIR (exported on the "
+            "fly), one of the two."
+        )
     require(0 <= cfg.port <= 65535, "port", cfg.port, "0 (any free port) or a TCP port")
     require(cfg.max_batch > 0, "max_batch", cfg.max_batch, "an integer > 0")
     require(0 <= cfg.max_wait_ms <= 1000, "max_wait_ms", cfg.max_wait_ms, "milliseconds in [0, 1000]")

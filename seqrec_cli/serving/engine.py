@@ -90,8 +90,10 @@ def verify(path: Path) -> dict[str, Any]:
         if Path(name).name != name or not file.is_file():
             raise UserError(f"Bundle file {file} is missing: the bundle is incomplete.")
         if sha256(file) != digest:
-            raise UserError(f"Bundle file {file} does not match its SHA-256 in {METADATA_FILE}: refusing a "
-                            "modified or damaged bundle.")
+            raise UserError(
+                f"Bundle file {file} does not match its SHA-256 in {METADATA_FILE}: refusing a "
+                "modified or damaged bundle."
+            )
     return meta
 
 
@@ -165,7 +167,8 @@ def _refuse_pickles(path: Path) -> None:
                     config = json.loads(archive.read(name))
                     for entry in (config.get("config") or {}).values():
                         if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(
-                                ("weight", "tensor")):
+                            ("weight", "tensor")
+                        ):
                             raise UserError(f"{path} holds a pickled payload ({name}): refusing to load it.")
     except (zipfile.BadZipFile, json.JSONDecodeError, AttributeError) as exc:
         raise UserError(f"{path} is not a readable torch.export archive ({exc}).") from None

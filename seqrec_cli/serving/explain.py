@@ -45,8 +45,9 @@ def occluded(window: np.ndarray, gaps: Optional[np.ndarray]) -> tuple[np.ndarray
     return items, lengths, gap_rows
 
 
-def explain(score_fn: ScoreFn, window: np.ndarray, gaps: Optional[np.ndarray], user_row: int,
-            targets: np.ndarray, top: int) -> list[list[Reason]]:
+def explain(
+    score_fn: ScoreFn, window: np.ndarray, gaps: Optional[np.ndarray], user_row: int, targets: np.ndarray, top: int
+) -> list[list[Reason]]:
     """For each target row, the `top` window items that raised its score most (contribution > 0),
     largest first."""
     if len(targets) == 0:
@@ -57,8 +58,9 @@ def explain(score_fn: ScoreFn, window: np.ndarray, gaps: Optional[np.ndarray], u
     out = []
     for t in range(len(targets)):
         order = np.argsort(-contributions[:, t], kind="stable")[:top]
-        out.append([Reason(int(j), int(window[j]), float(contributions[j, t])) for j in order
-                    if contributions[j, t] > 0])
+        out.append(
+            [Reason(int(j), int(window[j]), float(contributions[j, t])) for j in order if contributions[j, t] > 0]
+        )
     return out
 
 
@@ -87,8 +89,12 @@ def bundle_score_fn(bundle) -> ScoreFn:
 
     def score(items, lengths, gaps, user_row, targets):
         r = len(items)
-        inputs = {"items": items, "lengths": lengths, "exclude": np.zeros((r, 1), np.int64),
-                  "candidates": np.repeat(targets[None, :], r, axis=0)}
+        inputs = {
+            "items": items,
+            "lengths": lengths,
+            "exclude": np.zeros((r, 1), np.int64),
+            "candidates": np.repeat(targets[None, :], r, axis=0),
+        }
         if bundle.meta["uses_time_gaps"]:
             inputs["gaps"] = gaps
         if bundle.meta["uses_users"]:
@@ -104,8 +110,16 @@ def bundle_score_fn(bundle) -> ScoreFn:
     return score
 
 
-def explain_histories(model, item_ids: np.ndarray, histories: list[np.ndarray], gaps: list[Optional[np.ndarray]],
-                      user_rows: list[int], top_items: np.ndarray, max_len: int, top: int = 3) -> list[list[str]]:
+def explain_histories(
+    model,
+    item_ids: np.ndarray,
+    histories: list[np.ndarray],
+    gaps: list[Optional[np.ndarray]],
+    user_rows: list[int],
+    top_items: np.ndarray,
+    max_len: int,
+    top: int = 3,
+) -> list[list[str]]:
     """`seqrec-recommend explain=true`: per history, per recommended item (0 = none), the history
     items that raised its score most, as `original id (+contribution)` joined by `; `."""
     score_fn = torch_score_fn(model)

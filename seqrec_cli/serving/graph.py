@@ -91,7 +91,12 @@ def dynamic_shapes(names: list[str], max_len: int) -> dict[str, dict[int, torch.
     """Batch, history length (up to max_len), exclusion and candidate widths: all dynamic."""
     Dim = torch.export.Dim
     batch, length = Dim("batch"), Dim("length", max=max_len)
-    shapes = {"items": {0: batch, 1: length}, "lengths": {0: batch},
-              "exclude": {0: batch, 1: Dim("n_exclude")}, "candidates": {0: batch, 1: Dim("n_candidates")},
-              "gaps": {0: batch, 1: length}, "users": {0: batch}}
+    shapes = {
+        "items": {0: batch, 1: length},
+        "lengths": {0: batch},
+        "exclude": {0: batch, 1: Dim("n_exclude")},
+        "candidates": {0: batch, 1: Dim("n_candidates")},
+        "gaps": {0: batch, 1: length},
+        "users": {0: batch},
+    }
     return {name: shapes[name] for name in names}

@@ -42,8 +42,7 @@ def pack(queries: Sequence[Query], bundle: Bundle) -> dict[str, np.ndarray]:
         "items": _padded(windows),
         "lengths": lengths,
         "exclude": _padded([q.exclude for q in queries]),
-        "candidates": _padded([q.candidates if q.candidates is not None else np.zeros(0, np.int64)
-                               for q in queries]),
+        "candidates": _padded([q.candidates if q.candidates is not None else np.zeros(0, np.int64) for q in queries]),
     }
     if bundle.meta["uses_time_gaps"]:
         inputs["gaps"] = _padded([q.gaps[-max_len:] for q in queries])

@@ -40,8 +40,15 @@ def parse_json(body: bytes) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _is_id(value: Any) -> bool:
@@ -60,8 +67,9 @@ def _id_list(body: dict, key: str, where: str) -> Optional[list]:
         raise BadRequest(422, f"{where}{key} holds {len(value)} ids; at most {MAX_IDS} are accepted.")
     for i, v in enumerate(value):
         if not _is_id(v):
-            raise BadRequest(422, f"{where}{key}[{i}] must be an item id (an integer or a non-empty string), "
-                                  f"not {_kind(v)}.")
+            raise BadRequest(
+                422, f"{where}{key}[{i}] must be an item id (an integer or a non-empty string), not {_kind(v)}."
+            )
     return value
 
 
@@ -79,8 +87,11 @@ def _rows(bundle: Bundle, ids: list, what: str, on_unknown: str, unknown: list[s
         (rows if row is not None else missing).append(row if row is not None else str(v))
     if missing and on_unknown == "error":
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise BadRequest(422, f"Unknown item id{'s' if len(missing) > 1 else ''} in {where}{what}: {shown} (the "
-                              f"model knows {bundle.n_items} items); send \"on_unknown\": \"skip\" to skip them.")
+        raise BadRequest(
+            422,
+            f"Unknown item id{'s' if len(missing) > 1 else ''} in {where}{what}: {shown} (the "
+            f'model knows {bundle.n_items} items); send "on_unknown": "skip" to skip them.',
+        )
     unknown.extend(missing)
     return np.asarray(rows, dtype=np.int64)
 
@@ -94,7 +105,7 @@ def parse_query(body: Any, bundle: Bundle, defaults: Defaults, where: str = "") 
         raise BadRequest(422, f"Unknown field {where}{extra[0]!s:.100}; the fields are {', '.join(FIELDS)}.")
     on_unknown = body.get("on_unknown", defaults.on_unknown)
     if on_unknown not in ("error", "skip"):
-        raise BadRequest(422, f"{where}on_unknown must be \"error\" or \"skip\", not {_kind(on_unknown)}.")
+        raise BadRequest(422, f'{where}on_unknown must be "error" or "skip", not {_kind(on_unknown)}.')
     k = _k(body, bundle, where)
     unknown: list[str] = []
     history, gaps, user_row, label = _history(body, bundle, on_unknown, unknown, where)
@@ -109,8 +120,17 @@ def parse_query(body: Any, bundle: Bundle, defaults: Defaults, where: str = "") 
         candidates = _rows(bundle, candidate_ids, "candidates", on_unknown, unknown, where)
         if len(candidates) == 0:
             raise BadRequest(422, f"{where}candidates names no item the model knows: nothing to recommend from.")
-    return Query(history=history, k=k, gaps=gaps, user_row=user_row, exclude=exclude, candidates=candidates,
-                 explain=_flag(body, "explain", False, where), label=label, unknown=unknown)
+    return Query(
+        history=history,
+        k=k,
+        gaps=gaps,
+        user_row=user_row,
+        exclude=exclude,
+        candidates=candidates,
+        explain=_flag(body, "explain", False, where),
+        label=label,
+        unknown=unknown,
+    )
 
 
 def _k(body: dict, bundle: Bundle, where: str) -> int:
@@ -119,37 +139,50 @@ def _k(body: dict, bundle: Bundle, where: str) -> int:
     if not isinstance(k, int) or isinstance(k, bool):
         raise BadRequest(422, f"{where}k must be an integer, not {_kind(k)}.")
     if not 1 <= k <= limit:
-        raise BadRequest(422, f"{where}k={k} is out of range: this model recommends 1 to {limit} items "
-                              f"(catalogue {bundle.n_items}, bundle K range {bundle.meta['k_range']}).")
+        raise BadRequest(
+            422,
+            f"{where}k={k} is out of range: this model recommends 1 to {limit} items "
+            f"(catalogue {bundle.n_items}, bundle K range {bundle.meta['k_range']}).",
+        )
     return k
 
 
-def _history(body: dict, bundle: Bundle, on_unknown: str, unknown: list[str],
-             where: str) -> tuple[np.ndarray, Optional[np.ndarray], int, Any]:
+def _history(
+    body: dict, bundle: Bundle, on_unknown: str, unknown: list[str], where: str
+) -> tuple[np.ndarray, Optional[np.ndarray], int, Any]:
     """(history rows, gap buckets or None, user-vector row, label) from `user` or `history`."""
     has_user, has_history = "user" in body, "history" in body
     if has_user == has_history:
-        raise BadRequest(422, f"{where.rstrip('.') or 'The request'} needs exactly one of \"user\" (a user id of "
-                              "the run's data) or \"history\" (item ids, oldest first).")
+        raise BadRequest(
+            422,
+            f'{where.rstrip(".") or "The request"} needs exactly one of "user" (a user id of '
+            'the run\'s data) or "history" (item ids, oldest first).',
+        )
     if has_user:
         user = body["user"]
         if not _is_id(user):
-            raise BadRequest(422, f"{where}user must be a user id (an integer or a non-empty string), "
-                                  f"not {_kind(user)}.")
+            raise BadRequest(
+                422, f"{where}user must be a user id (an integer or a non-empty string), not {_kind(user)}."
+            )
         if bundle.histories is None:
-            raise BadRequest(422, "This bundle holds no user histories (exported with histories=false): send "
-                                  "\"history\" instead.")
+            raise BadRequest(
+                422, 'This bundle holds no user histories (exported with histories=false): send "history" instead.'
+            )
         position = bundle.histories.index.get(str(user))
         if position is None:
-            raise BadRequest(404, f"Unknown user id {str(user)[:100]}: the bundle knows "
-                                  f"{len(bundle.histories.index)} users.")
+            raise BadRequest(
+                404, f"Unknown user id {str(user)[:100]}: the bundle knows {len(bundle.histories.index)} users."
+            )
         history, gaps, row = bundle.histories.of(position)
         if len(history) == 0:
             raise BadRequest(422, f"User {user} has no events of items the model knows.")
         return history, gaps, row, user
     if bundle.meta["uses_time_gaps"]:
-        raise BadRequest(422, "This model uses time gaps (encoder.time_features=gap), which a typed history does "
-                              "not have: ask by \"user\" instead.")
+        raise BadRequest(
+            422,
+            "This model uses time gaps (encoder.time_features=gap), which a typed history does "
+            'not have: ask by "user" instead.',
+        )
     ids = _id_list(body, "history", where)
     if not ids:
         raise BadRequest(422, f"{where}history is empty: give at least one item id, oldest first.")
