@@ -312,3 +312,26 @@ def test_unexpected_errors_reach_train_log(tmp_path, monkeypatch):
     assert result.returncode == 1
     log = (tmp_path / "run" / "train.log").read_text()
     assert "RuntimeError: boom from a bug" in log and "Traceback" in log
+
+
+def test_ctrl_c_in_the_first_epoch_does_not_claim_an_epoch_was_saved(tmp_path):
+    env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
+    args = ["dataset=synthetic", "dataset.synthetic.n_users=4000", "trainer.progress=false", "hydra.run.dir=run"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqrec_cli.cli.train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "run" / "train.log"
+    deadline = time.time() + 120
+    while not (log.exists() and "marks a new best" in log.read_text()) and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    err = " ".join(err.split())
+    assert proc.returncode == 130, err
+    assert "No epoch had finished" in err and "is saved" not in err and "Traceback" not in err
