@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -34,4 +35,7 @@ def interrupts_as_exits() -> Iterator[None]:
 
 def _exit(exc: Interrupted) -> None:
     sys.stderr.write(f"Interrupted by {exc.signal_name} before anything was written.\n")
-    sys.exit(exc.exit_code)
+    sys.stderr.flush()
+    # Nothing is open yet; os._exit keeps the exit code even when the interrupt landed inside an
+    # import, after which CPython's shutdown re-raises SIGINT on itself (exit -2 instead of 130).
+    os._exit(exc.exit_code)
