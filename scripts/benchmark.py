@@ -96,7 +96,7 @@ def peak_rss_mb() -> float:
 
 def _load_in_child(settings: dict, queue: mp.Queue) -> None:
     """Runs in a fresh process so its peak RSS is the pipeline's alone."""
-    from seqrec_cli.config import DatasetConfig, SplitConfig
+    from seqrec_cli.config.schema import DatasetConfig, SplitConfig
     from seqrec_cli.data import load
 
     split = SplitConfig(kind=settings.pop("split"))
@@ -187,7 +187,7 @@ def _peak():
             print('PEAK_RSS_KB', line.split()[1], file=sys.stderr, flush=True)
 atexit.register(_peak)
 sys.argv = ['seqrec-train', *sys.argv[1:]]
-runpy.run_module('seqrec_cli.train', run_name='__main__')
+runpy.run_module('seqrec_cli.api', run_name='__main__')
 """
 
 

@@ -44,7 +44,7 @@ def train(out: Path, overrides: list[str]) -> int:
     started = time.perf_counter()
     code = 0
     try:
-        runpy.run_module("seqrec_cli.train", run_name="__main__")
+        runpy.run_module("seqrec_cli.api", run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     result: dict[str, Any] = {"exit_code": code, "wall_s": round(time.perf_counter() - started, 1)}
@@ -111,21 +111,21 @@ def queries_and_ranks(run_dir: Path, device: str) -> dict[str, Any]:
     of all items (history masked) and the official ranks, all in the inputs' (width-sorted) order."""
     import torch
 
-    from seqrec_cli.metrics import ranking_metrics
-    from seqrec_cli.runs import load_splits, open_run, side_inputs_for
-    from seqrec_cli.training import evaluation
+    from seqrec_cli.evaluation.metrics import ranking_metrics
+    from seqrec_cli.reporting.runs import load_splits, open_run, side_inputs_for
+    from seqrec_cli.evaluation import ranking
 
     run = open_run(run_dir, device)
     splits, _ = load_splits(run)
     cfg = run.cfg
-    inputs = evaluation.prepare(
+    inputs = ranking.prepare(
         splits, splits.valid, cfg.model.max_len, cfg.eval.mask_history, run.device, side_inputs_for(run, splits.data)
     )
-    scorer = evaluation.model_scorer(run.model, amp=False)
+    scorer = ranking.model_scorer(run.model, amp=False)
     batch = cfg.trainer.eval_batch_size
-    ranks = evaluation.rank_all(inputs, scorer, batch)  # the split's order
+    ranks = ranking.rank_all(inputs, scorer, batch)  # the split's order
     with torch.no_grad():
-        queries = torch.cat([scorer.encode(inputs, rows) for rows in evaluation.batch_slices(inputs.widths, batch)])
+        queries = torch.cat([scorer.encode(inputs, rows) for rows in ranking.batch_slices(inputs.widths, batch)])
         scores = run.model.scores(queries).float().cpu().numpy().astype(np.float64)
     offsets, masked = inputs.mask_offsets, inputs.mask_items.cpu().numpy() - 1
     for row in range(len(scores)):  # the history items the ranking excludes

@@ -140,7 +140,7 @@ fi
 TORCH=$(timeout 60 "$VPY" -c "import torch; print(torch.__version__, 'CUDA', torch.version.cuda)" 2>/dev/null \
         || echo "torch not importable")
 READY=1
-timeout 60 "$VPY" -c "import seqrec_cli.train" > "$WORK/logs/import.log" 2>&1 || READY=0
+timeout 60 "$VPY" -c "import seqrec_cli.api" > "$WORK/logs/import.log" 2>&1 || READY=0
 SUMMARY="GPU: $GPU_NAME; torch $TORCH; CUDA usable: $([ $CUDA = 1 ] && echo yes || echo NO)"
 SUMMARY="$SUMMARY; $(IFS=';'; echo "${NOTES[*]:-}")"
 if [ "$DRY_RUN" = 0 ]; then

@@ -134,8 +134,9 @@ def our_overrides(dataset: PeerDataset, encoder: str, args: argparse.Namespace) 
 def compose_ours(overrides: list[str]) -> Any:
     """Our TrainConfig exactly as `seqrec-train` would compose it from `overrides`."""
     from hydra import compose, initialize_config_dir
-    from seqrec_cli.config import register_schemas, to_train_config
-    from seqrec_cli.confpath import register_resolvers
+    from seqrec_cli.config.convert import to_train_config
+    from seqrec_cli.config.registry import register_schemas
+    from seqrec_cli.config.registry import register_resolvers
 
     register_schemas()
     register_resolvers()

@@ -155,7 +155,7 @@ def experiment_rows(names: list[str], sets: list[str]) -> list[Row]:
     """One row per preset; the dataset name comes from composing the preset (and `sets`) with Hydra."""
     from hydra import compose, initialize_config_dir
 
-    from seqrec_cli.config import register_schemas
+    from seqrec_cli.config.registry import register_schemas
 
     register_schemas()
     rows = []
@@ -189,7 +189,7 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
             [
                 sys.executable,
                 "-m",
-                "seqrec_cli.train",
+                "seqrec_cli.api",
                 *overrides,
                 *resume,
                 "trainer.progress=false",

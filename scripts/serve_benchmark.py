@@ -106,7 +106,7 @@ def forward_latency(path: Path, run: Path | None, repeats: int) -> list[dict]:
         queries.append(Query(history=history, k=10, gaps=gaps, user_row=row, exclude=history))
     eager = None
     if run is not None:
-        from seqrec_cli.runs import open_run
+        from seqrec_cli.reporting.runs import open_run
 
         eager = TopKGraph(open_run(run, "cpu").model, bundle.k_max).eval()
     rows = []
@@ -162,7 +162,7 @@ def load_test(path: Path, args: argparse.Namespace, scratch: Path) -> list[dict]
         [
             sys.executable,
             "-m",
-            "seqrec_cli.serve",
+            "seqrec_cli.cli.serve",
             f"bundle={path}",
             "port=0",
             f"threads={args.threads}",

@@ -7,10 +7,12 @@ import json
 import pytest
 from hydra import compose, initialize_config_module
 
-from seqrec_cli.config import TrainConfig, register_schemas, to_train_config
-from seqrec_cli.confpath import register_resolvers
+from seqrec_cli.config.convert import to_train_config
+from seqrec_cli.config.registry import register_schemas
+from seqrec_cli.config.schema import TrainConfig
+from seqrec_cli.config.registry import register_resolvers
 from seqrec_cli.errors import UserError
-from seqrec_cli.train import run
+from seqrec_cli.api import run
 
 
 def test_compose_then_run_returns_metrics_json(tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ def test_ligr_block_trains_end_to_end_and_its_checkpoint_reloads(tmp_path):
     trained = assert_complete_run_dir(tmp_path / "ligr")
     weights = torch.load(tmp_path / "ligr" / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
     assert any("gate_attn" in key for key in weights) and any("ffn.up" in key for key in weights)
-    result = run_cli(["run=ligr"], tmp_path, module="seqrec_cli.evaluate")
+    result = run_cli(["run=ligr"], tmp_path, module="seqrec_cli.cli.eval")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "ligr" / "eval_test.json").read_text())["metrics"] == trained["test"]
 

@@ -2,7 +2,7 @@
 deterministic runs, DDP over NCCL. Every test here needs a CUDA device and is skipped without one,
 so CI (CPU only) skips the whole file; `scripts/gpu_check.sh` runs it on a lent GPU.
 
-Runs go through the real CLI (`python -m seqrec_cli.train`) on the tiny `debug=smoke` data, so
+Runs go through the real CLI (`python -m seqrec_cli.api`) on the tiny `debug=smoke` data, so
 each costs seconds on a GPU; only the sync count patches the training loop, in its own child.
 """
 
@@ -43,7 +43,7 @@ def losses(run_dir: Path) -> list[float]:
 
 @needs_cuda
 def test_bf16_autocast_runs_the_encoder_in_bf16_and_scores_in_float32():
-    from seqrec_cli.config import EncoderConfig, ModelConfig
+    from seqrec_cli.config.schema import EncoderConfig, ModelConfig
     from seqrec_cli.models import build
 
     torch.manual_seed(0)
@@ -111,7 +111,7 @@ def counted(self, *args, **kwargs):
             json.dump(epochs, open(os.environ["SYNC_LOG"], "w"))
 Trainer.train_epoch = counted
 sys.argv = ["seqrec-train", *sys.argv[1:]]
-runpy.run_module("seqrec_cli.train", run_name="__main__")
+runpy.run_module("seqrec_cli.api", run_name="__main__")
 """
 
 
@@ -151,14 +151,14 @@ def test_deterministic_runs_repeat_exactly(tmp_path):
 _RECORD_BACKEND = """
 import os, runpy, sys
 import torch.distributed as dist
-import seqrec_cli.runtime as runtime
+import seqrec_cli.training.runtime as runtime
 original = dist.init_process_group
 def recording(backend=None, *args, **kwargs):
     open(os.environ["BACKEND_LOG"], "w").write(str(backend))
     return original(backend, *args, **kwargs)
 dist.init_process_group = recording
 sys.argv = ["seqrec-train", *sys.argv[1:]]
-runpy.run_module("seqrec_cli.train", run_name="__main__")
+runpy.run_module("seqrec_cli.api", run_name="__main__")
 """
 
 

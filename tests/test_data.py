@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load, load_interactions
 from seqrec_cli.data.batches import gather_windows, training_examples
 from seqrec_cli.data.preprocess import build_interactions, kcore_mask

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli, single_run_dir
-from seqrec_cli.config import DatasetConfig, validate_dataset
+from seqrec_cli.config.checks import validate_dataset
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load, load_interactions
 from seqrec_cli.data.sources import read_events
 from seqrec_cli.errors import UserError

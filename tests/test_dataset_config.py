@@ -7,8 +7,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO
-from seqrec_cli.config import DatasetConfig, SplitConfig, flat_dict, register_schemas, to_train_config, validate_dataset
-from seqrec_cli.confpath import register_resolvers
+from seqrec_cli.config.checks import validate_dataset
+from seqrec_cli.config.convert import flat_dict, to_train_config
+from seqrec_cli.config.registry import register_schemas
+from seqrec_cli.config.schema import DatasetConfig, SplitConfig
+from seqrec_cli.config.registry import register_resolvers
 from seqrec_cli.errors import UserError
 
 OPTIONS = {

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from local_http import LocalServer, Route, closed_port_url
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load
 from seqrec_cli.data.downloads import data_dir, fetch
 from seqrec_cli.data.metadata import item_titles

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.config import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
+from seqrec_cli.config.schema import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
 from seqrec_cli.data import load
 from seqrec_cli.data.batches import has_training_rows, side_inputs
 from seqrec_cli.models import at_least_rows, build
-from seqrec_cli.training import evaluation
+from seqrec_cli.evaluation import ranking
 
 KS = [1, 5, 10, 20]
 
@@ -49,8 +49,8 @@ def test_metrics_do_not_depend_on_eval_batch_size(splits, name, gaps, users):
     )
     if users:  # non-zero user vectors, so that batching them wrongly would show
         torch.nn.init.normal_(model.user_embedding.weight, std=0.5)
-    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
-    results = [evaluation.evaluate_model(model, inputs, bs, KS, amp=False) for bs in (1, 7, 4096)]
+    inputs = ranking.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
+    results = [ranking.evaluate_model(model, inputs, bs, KS, amp=False) for bs in (1, 7, 4096)]
     assert results[0] == results[1] == results[2]
 
 
@@ -78,19 +78,19 @@ def test_every_row_gets_the_same_numbers_in_any_batch_or_score_chunk(splits, nam
         splits.data.n_items,
         n_rows,
     ).eval()
-    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
-    scorer = evaluation.model_scorer(model, amp=False)
+    inputs = ranking.prepare(splits, splits.test, 10, True, torch.device("cpu"), side)
+    scorer = ranking.model_scorer(model, amp=False)
 
     def queries(batch_size):
-        return torch.cat([scorer.encode(inputs, rows) for rows in evaluation.batch_slices(inputs.widths, batch_size)])
+        return torch.cat([scorer.encode(inputs, rows) for rows in ranking.batch_slices(inputs.widths, batch_size)])
 
     reference = queries(4096)
     for batch_size in (1, 5):
         assert torch.equal(queries(batch_size), reference), batch_size
-    ranks = [evaluation.rank_all(inputs, scorer, bs) for bs in (1, 5, 4096)]
-    monkeypatch.setattr(evaluation, "SCORE_CHUNK_BYTES", 1)  # chunks of MIN_ROWS rows, and a short last one
-    assert evaluation.score_chunk_rows(splits.data.n_items, torch.device("cpu"), 4096) == evaluation.MIN_ROWS
-    ranks.append(evaluation.rank_all(inputs, scorer, 4096))
+    ranks = [ranking.rank_all(inputs, scorer, bs) for bs in (1, 5, 4096)]
+    monkeypatch.setattr(ranking, "SCORE_CHUNK_BYTES", 1)  # chunks of MIN_ROWS rows, and a short last one
+    assert ranking.score_chunk_rows(splits.data.n_items, torch.device("cpu"), 4096) == ranking.MIN_ROWS
+    ranks.append(ranking.rank_all(inputs, scorer, 4096))
     assert all((r == ranks[0]).all() for r in ranks[1:])
 
 
@@ -99,14 +99,14 @@ def test_short_batches_are_padded_with_their_last_row():
     padded = at_least_rows(x, 5)
     assert padded.tolist() == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
     assert at_least_rows(x, 3) is x
-    assert evaluation.score_chunk_rows(12_101, torch.device("cpu"), 1024) == 4 * 2**20 // (4 * 12_101)
-    assert evaluation.score_chunk_rows(500, torch.device("cpu"), 1024) == 1024  # small catalogue: the whole batch
+    assert ranking.score_chunk_rows(12_101, torch.device("cpu"), 1024) == 4 * 2**20 // (4 * 12_101)
+    assert ranking.score_chunk_rows(500, torch.device("cpu"), 1024) == 1024  # small catalogue: the whole batch
 
 
 def test_popularity_baseline_by_hand(splits):
-    inputs = evaluation.prepare(splits, splits.valid, 10, True, torch.device("cpu"))
+    inputs = ranking.prepare(splits, splits.valid, 10, True, torch.device("cpu"))
     counts = splits.seen_item_counts("valid")
-    got = evaluation.rank_all(inputs, evaluation.popularity_scorer(counts, torch.device("cpu")), 64)
+    got = ranking.rank_all(inputs, ranking.popularity_scorer(counts, torch.device("cpu")), 64)
     data = splits.data
     for row in range(0, len(splits.valid), 37):  # spot-check rows against a direct computation
         u, end, target = splits.valid.users[row], splits.valid.history_end[row], splits.valid.targets[row]
@@ -117,11 +117,11 @@ def test_popularity_baseline_by_hand(splits):
 
 
 def test_unmasked_evaluation_ranks_history_items_too(splits):
-    masked = evaluation.prepare(splits, splits.valid, 10, True, torch.device("cpu"))
-    unmasked = evaluation.prepare(splits, splits.valid, 10, False, torch.device("cpu"))
-    scorer = evaluation.popularity_scorer(splits.seen_item_counts("valid"), torch.device("cpu"))
-    a = evaluation.rank_all(masked, scorer, 50)
-    b = evaluation.rank_all(unmasked, scorer, 50)
+    masked = ranking.prepare(splits, splits.valid, 10, True, torch.device("cpu"))
+    unmasked = ranking.prepare(splits, splits.valid, 10, False, torch.device("cpu"))
+    scorer = ranking.popularity_scorer(splits.seen_item_counts("valid"), torch.device("cpu"))
+    a = ranking.rank_all(masked, scorer, 50)
+    b = ranking.rank_all(unmasked, scorer, 50)
     assert (a <= b).all() and (a < b).any()
     assert len(unmasked.mask_items) == 0 and len(masked.mask_items) > 0
 
@@ -153,14 +153,14 @@ def test_grouped_widths_and_last_position_shortcut_give_the_reference_ranks(spli
     the ranks of a plain full-width forward pass and a direct count."""
     torch.manual_seed(0)
     model = build(ModelConfig(embedding_dim=16, max_len=10), EncoderConfig(name=name), splits.data.n_items).eval()
-    inputs = evaluation.prepare(splits, splits.test, 10, True, torch.device("cpu"))
+    inputs = ranking.prepare(splits, splits.test, 10, True, torch.device("cpu"))
     assert len(set(inputs.widths.tolist())) > 1  # the synthetic lengths really span several widths
-    got = evaluation.rank_all(inputs, evaluation.model_scorer(model, amp=False), 64)
+    got = ranking.rank_all(inputs, ranking.model_scorer(model, amp=False), 64)
     assert (got == reference_ranks(model, splits, splits.test, 10)).all()
 
 
 def test_input_widths_and_batches_never_mix_widths():
-    assert evaluation.input_widths(np.array([1, 8, 9, 16, 17, 49, 50, 80]), 50).tolist() == [
+    assert ranking.input_widths(np.array([1, 8, 9, 16, 17, 49, 50, 80]), 50).tolist() == [
         8,
         8,
         16,
@@ -171,6 +171,6 @@ def test_input_widths_and_batches_never_mix_widths():
         50,
     ]
     widths = np.array([8, 8, 8, 16, 24, 24, 24, 24, 24])
-    got = evaluation.batch_slices(widths, 3)
+    got = ranking.batch_slices(widths, 3)
     assert [(s.start, s.stop) for s in got] == [(0, 3), (3, 4), (4, 7), (7, 9)]
-    assert evaluation.batch_slices(np.zeros(0, dtype=np.int64), 3) == []
+    assert ranking.batch_slices(np.zeros(0, dtype=np.int64), 3) == []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.config import LossConfig
-from seqrec_cli.sampled_losses import (
+from seqrec_cli.config.schema import LossConfig
+from seqrec_cli.training.sampled_losses import (
     bce_from_scores,
     bpr_from_scores,
     build_sampled_loss,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.metrics import ranking_metrics, target_ranks
+from seqrec_cli.evaluation.metrics import ranking_metrics, target_ranks
 
 
 def ranks(scores, targets, history=None):

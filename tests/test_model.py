@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqrec_cli.config import EncoderConfig, ModelConfig
-from seqrec_cli.losses import chunked_cross_entropy, full_cross_entropy
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
+from seqrec_cli.training.losses import chunked_cross_entropy, full_cross_entropy
 from seqrec_cli.models import build
 
 ENCODERS = ["attention", "gru", "lstm", "gru_attention"]
@@ -85,7 +85,7 @@ def test_chunked_cross_entropy_matches_autograd():
     F.cross_entropy(h @ w.T, t).backward()
     gh, gw = h.grad.clone(), w.grad.clone()
     h.grad = w.grad = None
-    import seqrec_cli.losses as losses
+    import seqrec_cli.training.losses as losses
 
     old = losses.CPU_CHUNK_ELEMENTS
     losses.CPU_CHUNK_ELEMENTS = 5 * 11  # force several chunks, the last one partial

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.config import EncoderConfig, ModelConfig
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import SideInputs, gap_buckets, has_training_rows, training_examples, user_rows
 from seqrec_cli.data.preprocess import Interactions
 from seqrec_cli.errors import UserError

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 
 sys.path.insert(0, str(REPO / "scripts"))
 import peer  # noqa: E402

@@ -9,18 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli import report
-from seqrec_cli.app_config import EvalAppConfig, RecommendAppConfig
-from seqrec_cli.config import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig, TrainConfig, TrainerConfig
+from seqrec_cli.reporting import report
+from seqrec_cli.config.apps import EvalAppConfig, RecommendAppConfig
+from seqrec_cli.config.schema import (
+    DatasetConfig,
+    EncoderConfig,
+    ModelConfig,
+    SyntheticConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 from seqrec_cli.data import load
 from seqrec_cli.errors import UserError
-from seqrec_cli.evaluate import evaluate_run
-from seqrec_cli.inference import top_k
-from seqrec_cli.metrics import target_ranks
+from seqrec_cli.cli.eval import evaluate_run
+from seqrec_cli.evaluation.inference import top_k
+from seqrec_cli.evaluation.metrics import target_ranks
 from seqrec_cli.models import build
-from seqrec_cli.recommend import read_ids_file, recommend
-from seqrec_cli.runs import IdIndex, _relabel, open_run
-from seqrec_cli.training.artifacts import plot_runs
+from seqrec_cli.cli.recommend import read_ids_file, recommend
+from seqrec_cli.reporting.runs import IdIndex, _relabel, open_run
+from seqrec_cli.io.artifacts import plot_runs
 from seqrec_cli.training.trainer import FitContext, fit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

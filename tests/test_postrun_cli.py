@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from seqrec_cli.config import SyntheticConfig
+from seqrec_cli.config.schema import SyntheticConfig
 from seqrec_cli.data.synthetic import generate_events
 from seqrec_cli.training.checkpoint import load_checkpoint
 from test_postrun import assert_valid_png
@@ -29,7 +29,7 @@ def work(tmp_path_factory):
 
 def test_eval_reproduces_the_test_metrics_and_writes_only_its_json(work):
     before = files_under(work)
-    result = run_cli(["run=smoke"], work, module="seqrec_cli.evaluate")
+    result = run_cli(["run=smoke"], work, module="seqrec_cli.cli.eval")
     assert result.returncode == 0, result.stderr
     assert files_under(work) - before == {"smoke/eval_test.json"} and before <= files_under(work)
     evaluated = json.loads((work / "smoke" / "eval_test.json").read_text())
@@ -57,7 +57,7 @@ def test_eval_on_another_file_prepared_the_same_way_at_other_cutoffs(work):
             "data.time_col=t",
         ],
         work,
-        module="seqrec_cli.evaluate",
+        module="seqrec_cli.cli.eval",
     )
     assert result.returncode == 0, result.stderr
     evaluated = json.loads((work / "smoke" / "eval_valid_other.json").read_text())
@@ -70,7 +70,7 @@ def test_eval_on_another_file_prepared_the_same_way_at_other_cutoffs(work):
 
 
 def test_eval_of_a_missing_run_is_one_sentence_and_exit_2(work):
-    result = run_cli(["run=nowhere"], work, module="seqrec_cli.evaluate")
+    result = run_cli(["run=nowhere"], work, module="seqrec_cli.cli.eval")
     assert result.returncode == 2
     assert "Run directory not found: nowhere" in result.stderr and "Traceback" not in result.stderr
 
@@ -80,7 +80,7 @@ def test_recommend_writes_original_ids_and_skips_unknown_users(work):
     result = run_cli(
         ["run=smoke", "users=[3,1,99999]", "history=[5,6]", "k=5", "on_unknown=skip", "out=recs.csv"],
         work,
-        module="seqrec_cli.recommend",
+        module="seqrec_cli.cli.recommend",
     )
     assert result.returncode == 0, result.stderr
     assert files_under(work) - before == {"recs.csv"}
@@ -98,14 +98,14 @@ def test_recommend_writes_original_ids_and_skips_unknown_users(work):
 
 
 def test_recommend_unknown_user_is_one_sentence_and_exit_2(work):
-    result = run_cli(["run=smoke", "users=[1,99999]"], work, module="seqrec_cli.recommend")
+    result = run_cli(["run=smoke", "users=[1,99999]"], work, module="seqrec_cli.cli.recommend")
     assert result.returncode == 2
     assert "Unknown user id 99999" in result.stderr and "on_unknown=skip" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_report_writes_a_table_csv_and_valid_pngs(work):
-    result = run_cli([str(work / "smoke"), "--out", "rep"], work, module="seqrec_cli.report")
+    result = run_cli([str(work / "smoke"), "--out", "rep"], work, module="seqrec_cli.reporting.report")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((work / "rep" / "report.csv").open()))
     metrics = json.loads((work / "smoke" / "metrics.json").read_text())
@@ -118,7 +118,7 @@ def test_report_writes_a_table_csv_and_valid_pngs(work):
 
 
 def test_report_of_an_empty_folder_exits_2(tmp_path):
-    result = run_cli([str(tmp_path)], tmp_path, module="seqrec_cli.report")
+    result = run_cli([str(tmp_path)], tmp_path, module="seqrec_cli.reporting.report")
     assert result.returncode == 2 and "No runs found" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -140,17 +140,17 @@ def test_options_model_trains_and_eval_and_recommend_reuse_its_gaps_and_user_vec
     ckpt = load_checkpoint(tmp_path / "opt" / "checkpoints" / "best.pt")
     assert len(ckpt["user_ids"]) + 1 == ckpt["model"]["user_embedding.weight"].shape[0]
     assert "gap_embedding.weight" in ckpt["model"]
-    result = run_cli(["run=opt"], tmp_path, module="seqrec_cli.evaluate")
+    result = run_cli(["run=opt"], tmp_path, module="seqrec_cli.cli.eval")
     assert result.returncode == 0, result.stderr
     evaluated = json.loads((tmp_path / "opt" / "eval_test.json").read_text())
     assert evaluated["metrics"] == json.loads((tmp_path / "opt" / "metrics.json").read_text())["test"]
-    result = run_cli(["run=opt", "users=[1,2]", "k=3"], tmp_path, module="seqrec_cli.recommend")
+    result = run_cli(["run=opt", "users=[1,2]", "k=3"], tmp_path, module="seqrec_cli.cli.recommend")
     assert result.returncode == 0, result.stderr
-    result = run_cli(["run=opt", "history=[1,2]"], tmp_path, module="seqrec_cli.recommend")
+    result = run_cli(["run=opt", "history=[1,2]"], tmp_path, module="seqrec_cli.cli.recommend")
     assert result.returncode == 2 and "time gaps" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("module", ["seqrec_cli.evaluate", "seqrec_cli.recommend"])
+@pytest.mark.parametrize("module", ["seqrec_cli.cli.eval", "seqrec_cli.cli.recommend"])
 def test_an_added_key_is_one_sentence_and_exit_2_like_seqrec_train(tmp_path, module):
     # The same conversion as seqrec-train's (config.to_typed); it used to end in an OmegaConf traceback.
     result = run_cli(
@@ -188,8 +188,8 @@ def test_hydra_job_chdir_keeps_relative_data_paths_working(tmp_path):
 
 def test_run_last_names_the_newest_trained_run(tmp_path):
     assert run_cli(["debug=smoke", "trainer.max_epochs=1"], tmp_path).returncode == 0
-    result = run_cli(["run=last", "k=[5]"], tmp_path, module="seqrec_cli.evaluate")
+    result = run_cli(["run=last", "k=[5]"], tmp_path, module="seqrec_cli.cli.eval")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "outputs").rglob("eval_test.json"))) == 1
-    empty = run_cli(["run=last"], tmp_path / "outputs", module="seqrec_cli.evaluate")
+    empty = run_cli(["run=last"], tmp_path / "outputs", module="seqrec_cli.cli.eval")
     assert empty.returncode == 2 and "run=last found no trained run" in " ".join(empty.stderr.split())

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec_cli.config import DatasetConfig, SplitConfig
+from seqrec_cli.config.schema import DatasetConfig, SplitConfig
 from seqrec_cli.data import load, load_interactions
 from seqrec_cli.data.preprocess import build_interactions, time_order
 from seqrec_cli.data.splits import cut_at_quantile, leave_one_out, split, temporal

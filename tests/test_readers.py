@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load, load_interactions
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.data.sources import read_events

@@ -62,7 +62,7 @@ def test_sigterm_saves_and_the_run_resumes_to_completion(tmp_path):
     ]
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seqrec_cli.train", *args],
+        [sys.executable, "-m", "seqrec_cli.api", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -117,7 +117,7 @@ WRITER = """
 import sys, torch
 from pathlib import Path
 from seqrec_cli.training.checkpoint import save_checkpoint
-from seqrec_cli.training.artifacts import write_json
+from seqrec_cli.io.artifacts import write_json
 i = 0
 while True:
     i += 1
@@ -164,7 +164,7 @@ def test_resume_accepts_the_same_dataset_file_named_another_way(tmp_path, monkey
 def test_resume_treats_settings_newer_than_the_checkpoint_as_their_defaults():
     from dataclasses import asdict
 
-    from seqrec_cli.config import TrainConfig
+    from seqrec_cli.config.schema import TrainConfig
     from seqrec_cli.training.checkpoint import _differing_settings
 
     saved = asdict(TrainConfig())

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from seqrec_cli.config import TrainConfig
+from seqrec_cli.config.schema import TrainConfig
 
 
 def fake_run(path: Path, i: int, tags: list[str] | None = None, finished: bool = True, **settings) -> dict:
@@ -68,7 +68,9 @@ def sixteen_run_sweep(root: Path) -> Path:
 def test_sixteen_runs_stay_readable_on_a_narrow_terminal(tmp_path, width):
     # Before: rich squeezed ~16 columns into the width, so every cell read "…" and headers vanished.
     sweep = sixteen_run_sweep(tmp_path)
-    result = run_cli([str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.report", env={"COLUMNS": str(width)})
+    result = run_cli(
+        [str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": str(width)}
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= width
@@ -85,7 +87,9 @@ def test_sixteen_runs_stay_readable_on_a_narrow_terminal(tmp_path, width):
 
 def test_a_wide_terminal_shows_every_column_without_a_note(tmp_path):
     sweep = sixteen_run_sweep(tmp_path)
-    result = run_cli([str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.report", env={"COLUMNS": "250"})
+    result = run_cli(
+        [str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": "250"}
+    )
     assert result.returncode == 0, result.stderr
     assert "left out" not in result.stdout and "dropout" in result.stdout and "seed" in result.stdout
 
@@ -105,7 +109,9 @@ def test_runs_rejected_before_training_are_not_runs(tmp_path):
     # A run that trained an epoch and then failed is a run: listed, marked failed.
     fake_run(sweep / "4", 4, finished=False)
     (sweep / "4" / "error.json").write_text(json.dumps({"error": "non-finite loss"}))
-    result = run_cli([str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.report", env={"COLUMNS": "200"})
+    result = run_cli(
+        [str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": "200"}
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
     assert [(r["run"], r["status"]) for r in rows] == [("sweep/0", "done"), ("sweep/1", "done"), ("sweep/4", "failed")]
@@ -116,7 +122,7 @@ def test_runs_rejected_before_training_are_not_runs(tmp_path):
 def test_only_rejected_runs_is_no_runs(tmp_path):
     (tmp_path / "r" / ".hydra").mkdir(parents=True)
     (tmp_path / "r" / ".hydra" / "config.yaml").write_text("optimizer: {lr: -1}\n")
-    result = run_cli([str(tmp_path / "r")], tmp_path, module="seqrec_cli.report")
+    result = run_cli([str(tmp_path / "r")], tmp_path, module="seqrec_cli.reporting.report")
     assert result.returncode == 2 and "No runs found" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -124,7 +130,7 @@ def test_tags_get_a_column_and_a_csv_field(tmp_path):
     fake_run(tmp_path / "runs" / "a", 0, tags=["baseline"])
     fake_run(tmp_path / "runs" / "b", 1, tags=["ablation", "no-dropout"], encoder__dropout=0.0)
     result = run_cli(
-        [str(tmp_path / "runs"), "--out", "rep"], tmp_path, module="seqrec_cli.report", env={"COLUMNS": "160"}
+        [str(tmp_path / "runs"), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": "160"}
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))

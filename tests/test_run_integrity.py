@@ -56,7 +56,7 @@ def copy_run(finished: Path, tmp_path: Path) -> Path:
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
-    from seqrec_cli.confpath import run_dir_for
+    from seqrec_cli.config.registry import run_dir_for
 
     wanted = str(tmp_path / "outputs" / "2026-01-01" / "10-00-00")
     dirs = {run_dir_for(None, wanted) for _ in range(3)}
@@ -303,7 +303,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
 def test_unexpected_errors_reach_train_log(tmp_path, monkeypatch):
     """A bug (not a user error) keeps its traceback, in train.log too."""
     code = (
-        "import sys, seqrec_cli.train as t, seqrec_cli.cli.train as c\n"
+        "import sys, seqrec_cli.api as t, seqrec_cli.cli.train as c\n"
         "def boom(*a, **k):\n    raise RuntimeError('boom from a bug')\n"
         "t._prepare = boom\nsys.argv = ['seqrec-train', 'debug=smoke', 'hydra.run.dir=run']\nc.cli()\n"
     )

@@ -17,9 +17,9 @@ import pytest
 
 from conftest import REPO, run_cli
 from serving_support import DEFAULT_RUNS, RUNS, assert_same_top, bundle, trained_runs
-from seqrec_cli.app_config import RecommendAppConfig
+from seqrec_cli.config.apps import RecommendAppConfig
 from seqrec_cli.errors import UserError
-from seqrec_cli.recommend import recommend
+from seqrec_cli.cli.recommend import recommend
 from seqrec_cli.serving.bundle import export_bundle
 from seqrec_cli.serving.engine import open_bundle
 from seqrec_cli.serving.queries import Query, pack
@@ -112,7 +112,7 @@ def test_export_refuses_an_unfinished_or_corrupt_run(tmp_path_factory, tmp_path)
 
 
 def test_export_of_a_missing_run_is_one_sentence_and_exit_2(tmp_path):
-    result = run_cli(["run=nowhere", "out=b"], tmp_path, module="seqrec_cli.export")
+    result = run_cli(["run=nowhere", "out=b"], tmp_path, module="seqrec_cli.cli.export")
     assert result.returncode == 2, result.stderr
     assert "Run directory not found: nowhere" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "b").exists()

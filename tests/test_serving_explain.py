@@ -9,9 +9,9 @@ import pytest
 
 from conftest import run_cli
 from serving_support import bundle, trained_runs
-from seqrec_cli.app_config import RecommendAppConfig
-from seqrec_cli.recommend import recommend
-from seqrec_cli.runs import open_run
+from seqrec_cli.config.apps import RecommendAppConfig
+from seqrec_cli.cli.recommend import recommend
+from seqrec_cli.reporting.runs import open_run
 from seqrec_cli.serving.engine import open_bundle
 from seqrec_cli.serving.explain import bundle_score_fn, explain, occluded, torch_score_fn
 

@@ -133,13 +133,13 @@ def test_messages_name_the_problem(tmp_path_factory):
 
 
 class Server:
-    """`python -m seqrec_cli.serve` on a free 127.0.0.1 port; always stopped by the test."""
+    """`python -m seqrec_cli.cli.serve` on a free 127.0.0.1 port; always stopped by the test."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.log = cwd / f"serve-{time.monotonic_ns()}.log"
         env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "seqrec_cli.serve", "port=0", *args],
+            [sys.executable, "-m", "seqrec_cli.cli.serve", "port=0", *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -254,7 +254,7 @@ def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
     with (tampered / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
     result = subprocess.run(
-        [sys.executable, "-m", "seqrec_cli.serve", f"bundle={tampered}", "port=0"],
+        [sys.executable, "-m", "seqrec_cli.cli.serve", f"bundle={tampered}", "port=0"],
         cwd=REPO,
         capture_output=True,
         text=True,

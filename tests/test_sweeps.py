@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from seqrec_cli.sweep import job_rows, rank_rows
+from seqrec_cli.reporting.sweep import job_rows, rank_rows
 
 
 def sweep_dir(root):
@@ -120,8 +120,8 @@ def test_slurm_preset_composes_with_cluster_settings(tmp_path):
 def test_reuse_job_dir_skips_finished_resumes_interrupted_and_retrains_changed(tmp_path):
     from omegaconf import OmegaConf
 
-    from seqrec_cli.config import TrainConfig
-    from seqrec_cli.sweep import reuse_job_dir
+    from seqrec_cli.config.schema import TrainConfig
+    from seqrec_cli.reporting.sweep import reuse_job_dir
 
     cfg = OmegaConf.create({"encoder": {"name": "gru"}, "trainer": {"seed": 1, "resume": None, "num_threads": None}})
     job = tmp_path / "0"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import run_cli, single_run_dir
-from seqrec_cli.config import LoggerConfig
-from seqrec_cli.tracking import NullTracker, epoch_metrics, final_metrics, mlflow_key, open_tracker
+from seqrec_cli.config.schema import LoggerConfig
+from seqrec_cli.training.tracking import NullTracker, epoch_metrics, final_metrics, mlflow_key, open_tracker
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None

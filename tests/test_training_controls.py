@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from seqrec_cli.config import SchedulerConfig, TrainConfig, validate
+from seqrec_cli.config.checks import validate
+from seqrec_cli.config.schema import SchedulerConfig, TrainConfig
 from seqrec_cli.errors import UserError
 from seqrec_cli.training.checkpoint import load_checkpoint
 from seqrec_cli.training.schedule import LrSchedule

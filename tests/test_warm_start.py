@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_cli
 from seqrec_cli import models
-from seqrec_cli.config import TrainConfig
+from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.errors import UserError
 from seqrec_cli.training.checkpoint import load_checkpoint
 from seqrec_cli.training.warm_start import Parent, _aligned_rows, transfer

@@ -1,4 +1,4 @@
-"""`seqrec-train`: compose a config with Hydra, run `seqrec_cli.train.run`, map errors to exits.
+"""`seqrec-train`: compose a config with Hydra, run `seqrec_cli.api.run`, map errors to exits.
 
 Exit codes: 0 done, 1 a bug (its traceback goes to the console and train.log), 2 a user error
 (one sentence), 3 the GPU ran out of memory, 130 / 143 interrupted by SIGINT / SIGTERM. Under a
@@ -40,8 +40,8 @@ def _print_help(args: list[str]) -> bool:
     from hydra import compose, initialize_config_dir, initialize_config_module
     from omegaconf import OmegaConf
 
-    from seqrec_cli.config import register_schemas
-    from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
+    from seqrec_cli.config.registry import register_schemas
+    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers
 
     register_schemas()
     register_resolvers()
@@ -77,8 +77,8 @@ def _config_groups(config_path: str) -> str:
 def _hydra_main() -> Any:
     import hydra
 
-    from seqrec_cli.config import register_schemas
-    from seqrec_cli.confpath import CONFIG_PATH, register_resolvers
+    from seqrec_cli.config.registry import register_schemas
+    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers
 
     register_schemas()
     register_resolvers()
@@ -91,9 +91,9 @@ def task(cfg: Any) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from seqrec_cli.config import to_train_config
-    from seqrec_cli.sweep import reuse_job_dir
-    from seqrec_cli.train import resume_checkpoint, run
+    from seqrec_cli.config.convert import to_train_config
+    from seqrec_cli.reporting.sweep import reuse_job_dir
+    from seqrec_cli.api import resume_checkpoint, run
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import cache
 from seqrec_cli.data.preprocess import Interactions, build_interactions
 from seqrec_cli.data.sources import describe_source, locate, read_events, source_identity, time_window

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import movielens
 
 

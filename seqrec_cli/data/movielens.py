@@ -15,7 +15,7 @@ from typing import Optional
 
 import pandas as pd
 
-from seqrec_cli.config import DatasetConfig
+from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import columns, downloads, readers
 from seqrec_cli.errors import UserError
 

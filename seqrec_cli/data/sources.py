@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from seqrec_cli.config import DatasetConfig
-from seqrec_cli.config_checks import time_bound
+from seqrec_cli.config.schema import DatasetConfig
+from seqrec_cli.config.checks import time_bound
 from seqrec_cli.data import movielens, readers
 from seqrec_cli.data.movielens import BUNDLED, bundled_path
 from seqrec_cli.data.preprocess import TimeWindow

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from seqrec_cli.config import SplitConfig
+from seqrec_cli.config.schema import SplitConfig
 from seqrec_cli.data.preprocess import Interactions
 from seqrec_cli.errors import UserError
 

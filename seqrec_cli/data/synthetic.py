@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqrec_cli.config import SyntheticConfig
+from seqrec_cli.config.schema import SyntheticConfig
 
 
 def generate_events(cfg: SyntheticConfig) -> pd.DataFrame:

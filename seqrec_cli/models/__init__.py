@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from seqrec_cli.config import EncoderConfig, ModelConfig
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
 from seqrec_cli.models.recommender import MIN_ROWS, SequentialRecommender, at_least_rows

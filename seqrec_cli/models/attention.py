@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqrec_cli.config_schema import ATTENTION_BLOCKS
+from seqrec_cli.config.schema import ATTENTION_BLOCKS
 
 
 class SwiGLU(nn.Module):

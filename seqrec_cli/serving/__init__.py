@@ -1,3 +1,3 @@
 """Shipping a trained run: bundles (`bundle`, `engine`), the HTTP server (`app`, `batcher`,
 `requests`, `queries`) and occlusion explanations (`explain`). `seqrec-export` and `seqrec-serve`
-(`seqrec_cli/export.py`, `seqrec_cli/serve.py`) are the commands."""
+(`seqrec_cli/cli/export.py`, `seqrec_cli/cli/serve.py`) are the commands."""

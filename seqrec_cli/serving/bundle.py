@@ -35,9 +35,9 @@ import torch
 
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
-from seqrec_cli.runs import TrainedRun, load_splits, open_run, side_inputs_for
+from seqrec_cli.reporting.runs import TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.serving import graph
-from seqrec_cli.training.artifacts import write_json
+from seqrec_cli.io.artifacts import write_json
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
-from seqrec_cli.config import require, require_choice
+from seqrec_cli.config.checks import require, require_choice
 from seqrec_cli.errors import UserError
 
 

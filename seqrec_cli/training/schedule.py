@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from seqrec_cli.config import SchedulerConfig
+from seqrec_cli.config.schema import SchedulerConfig
 
 
 @dataclass

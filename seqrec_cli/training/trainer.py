@@ -17,19 +17,20 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from seqrec_cli.config import TrainConfig, metric_names
+from seqrec_cli.config.checks import metric_names
+from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import SideInputs, training_examples
 from seqrec_cli.errors import Interrupted, UserError
-from seqrec_cli.losses import build_loss
+from seqrec_cli.training.losses import build_loss
 from seqrec_cli.models import SequentialRecommender
-from seqrec_cli.training import evaluation
-from seqrec_cli.training.artifacts import write_history
+from seqrec_cli.evaluation import ranking
+from seqrec_cli.io.artifacts import write_history
 from seqrec_cli.training import checkpoint
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.training.profiling import StepProfile, StepProfiler
-from seqrec_cli.runtime import Distributed, all_reduce_sum, gather_strided
-from seqrec_cli.training.progress import epoch_progress, format_metrics
+from seqrec_cli.training.runtime import Distributed, all_reduce_sum, gather_strided
+from seqrec_cli.io.console import epoch_progress, format_metrics
 from seqrec_cli.training.rng import restore_rng, rng_state
 from seqrec_cli.training.schedule import LrSchedule
 
@@ -190,8 +191,8 @@ class Trainer:
         self.ckpt_dir = ctx.run_dir / "checkpoints"
         self.data = self._batches()
         t = cfg.trainer
-        valid_split = evaluation.shard(splits.valid, ctx.dist_info.rank, ctx.dist_info.world_size)
-        self.valid_inputs = evaluation.prepare(
+        valid_split = ranking.shard(splits.valid, ctx.dist_info.rank, ctx.dist_info.world_size)
+        self.valid_inputs = ranking.prepare(
             splits, valid_split, cfg.model.max_len, cfg.eval.mask_history, device, ctx.side
         )
         log.info(
@@ -288,7 +289,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         t = self.cfg.trainer
         gather = lambda ranks: gather_strided(ranks, self.ctx.dist_info)  # noqa: E731
-        return evaluation.evaluate_model(
+        return ranking.evaluate_model(
             self.model, self.valid_inputs, t.eval_batch_size, self.cfg.eval.ks, self.use_amp, gather
         )
 

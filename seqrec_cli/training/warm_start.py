@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from seqrec_cli.config import TrainConfig
+from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.errors import UserError
 from seqrec_cli.training.checkpoint import load_best
 

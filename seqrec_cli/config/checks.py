@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, List, Optional, Union
 
-from seqrec_cli.config_schema import (
+from seqrec_cli.config.schema import (
     ATTENTION_BLOCKS,
     BAD_LINES,
     DATA_SOURCES,

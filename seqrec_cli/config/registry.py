@@ -1,4 +1,4 @@
-"""Where Hydra finds `conf/`, and the config resolvers it needs.
+"""What Hydra needs from us: where `conf/` is, the structured schema it composes onto, and our resolvers.
 
 Installed (wheel or editable), `conf/` is the package `seqrec_cli.conf`; in a bare source checkout
 (no install) it is the `conf/` folder next to the package.
@@ -47,6 +47,15 @@ def run_dir_for(resume: str | None, default: str) -> str:
     if not (path.is_file() if path.suffix == ".pt" else path.is_dir()):
         return tempfile.mkdtemp(prefix="seqrec_cli-no-resume-")
     return str(target)
+
+
+def register_schemas() -> None:
+    """Make the schemas known to Hydra so `conf/train.yaml` can build on `train_schema`."""
+    from hydra.core.config_store import ConfigStore
+
+    from seqrec_cli.config.schema import TrainConfig
+
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def register_resolvers() -> None:

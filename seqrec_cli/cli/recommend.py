@@ -22,14 +22,14 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from seqrec_cli.app_config import RecommendAppConfig, register_app_schemas, to_app_config, validate_recommend
-from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.config.apps import RecommendAppConfig, register_app_schemas, to_app_config, validate_recommend
+from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
-from seqrec_cli.inference import top_k
-from seqrec_cli.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
+from seqrec_cli.evaluation.inference import top_k
+from seqrec_cli.reporting.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.serving.explain import explain_histories
-from seqrec_cli.training.artifacts import write_text_atomic
+from seqrec_cli.io.artifacts import write_text_atomic
 
 log = logging.getLogger("seqrec_cli")
 

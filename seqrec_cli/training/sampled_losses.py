@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqrec_cli.config import LossConfig
+from seqrec_cli.config.schema import LossConfig
 
 # A loss gets the model's item-embedding table, the hidden states at real positions and their
 # target ids (1..n_items), and returns a scalar.

@@ -27,9 +27,10 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 
 from omegaconf import OmegaConf
 
-from seqrec_cli.config import LOGGERS, LoggerConfig, flat_dict
+from seqrec_cli.config.convert import flat_dict
+from seqrec_cli.config.schema import LOGGERS, LoggerConfig
 from seqrec_cli.errors import UserError
-from seqrec_cli.training.artifacts import write_json
+from seqrec_cli.io.artifacts import write_json
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from seqrec_cli.config import to_typed
-from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.config.convert import to_typed
+from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.errors import UserError
 from seqrec_cli.serving.bundle import export_bundle
 from seqrec_cli.serving.config import ExportAppConfig, register_serving_schemas, validate_export

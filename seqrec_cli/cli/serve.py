@@ -19,8 +19,8 @@ from typing import Iterator
 import hydra
 from omegaconf import DictConfig
 
-from seqrec_cli.config import to_typed
-from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.config.convert import to_typed
+from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.errors import UserError
 from seqrec_cli.serving.config import ServeAppConfig, register_serving_schemas, validate_serve
 

@@ -2,7 +2,7 @@
 
 The YAML files under `conf/` only fill in these schemas; `seqrec_cli.config` registers them with
 Hydra so a typo'd key or a wrongly typed value is rejected while the config is composed, and
-`seqrec_cli.config_checks` rejects well-typed values that make no sense. Inner modules receive
+`seqrec_cli.config.checks` rejects well-typed values that make no sense. Inner modules receive
 these plain dataclasses, so they can be called from Python without Hydra.
 """
 
@@ -285,7 +285,7 @@ class EvalConfig:
 
 @dataclass
 class LoggerConfig:
-    """Optional experiment tracking (seqrec_cli/tracking.py), besides the run directory itself.
+    """Optional experiment tracking (seqrec_cli/training/tracking.py), besides the run directory itself.
 
     Each `conf/logger/<name>.yaml` sets `use.<name>: true`: Hydra merges the options of
     `logger=[mlflow,tensorboard]` one after the other, and a dict keeps every key where the single

@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from seqrec_cli.training.artifacts import write_csv, write_json
-from seqrec_cli.training.progress import stdout_console
+from seqrec_cli.io.artifacts import write_csv, write_json
+from seqrec_cli.io.console import stdout_console
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from seqrec_cli.config import LossConfig
+from seqrec_cli.config.schema import LossConfig
 from seqrec_cli.models import SequentialRecommender
-from seqrec_cli.sampled_losses import build_sampled_loss
+from seqrec_cli.training.sampled_losses import build_sampled_loss
 
 Loss = Callable[[SequentialRecommender, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -34,10 +34,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from seqrec_cli.config import flat_dict
+from seqrec_cli.config.convert import flat_dict
 from seqrec_cli.errors import UserError
-from seqrec_cli.training.artifacts import plot_runs, write_text_atomic
-from seqrec_cli.training.progress import console_handler
+from seqrec_cli.io.artifacts import plot_runs, write_text_atomic
+from seqrec_cli.io.console import console_handler
 
 log = logging.getLogger("seqrec_cli")
 

@@ -21,12 +21,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seqrec_cli import data as data_module
 from seqrec_cli import models
-from seqrec_cli.config import DatasetConfig, TrainConfig, to_train_config
+from seqrec_cli.config.convert import to_train_config
+from seqrec_cli.config.schema import DatasetConfig, TrainConfig
 from seqrec_cli.data import Interactions, SequenceSplits
 from seqrec_cli.data.batches import SideInputs, gap_buckets
 from seqrec_cli.data.splits import leave_one_out
 from seqrec_cli.errors import UserError
-from seqrec_cli.runtime import select_device
+from seqrec_cli.training.runtime import select_device
 from seqrec_cli.training.checkpoint import load_best
 
 log = logging.getLogger(__name__)

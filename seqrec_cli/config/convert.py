@@ -1,37 +1,21 @@
-"""Typed configuration: from Hydra's composed config to checked plain dataclasses.
+"""From a composed config to checked plain dataclasses: the one conversion path of every command.
 
-The schemas live in `config_schema` and the value checks in `config_checks`; this module joins
-them (Hydra registration, conversion, the unknown-key check) and re-exports both, so callers
-import every configuration name from `seqrec_cli.config`.
+Every command (train, eval, recommend, export, serve) turns Hydra's composition into its dataclass
+schema here, so a mistyped key or a value of the wrong type is one `UserError` sentence for all of
+them. Importing this module does not load Hydra (data and models import config names cheaply).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from seqrec_cli.config_checks import (  # noqa: F401  (re-exported)
-    dataset_has_times,
-    metric_names,
-    require,
-    require_choice,
-    validate,
-    validate_dataset,
-)
-from seqrec_cli.config_schema import *  # noqa: F401,F403  (re-exported)
-from seqrec_cli.config_schema import TrainConfig
+from seqrec_cli.config.checks import validate
+from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.errors import UserError
-
-
-def register_schemas() -> None:
-    """Make the schemas known to Hydra so `conf/train.yaml` can build on `train_schema`."""
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
 
 
 # Settings naming a file or folder the user gave: relative to where the command was typed.
@@ -60,14 +44,14 @@ def to_typed(cfg: DictConfig, schema: type, command: str, path_keys: tuple[str, 
     The `path_keys` that are relative are resolved against the directory the command was started
     in when `hydra.job.chdir=true` moved the process into its run directory.
     """
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    plain.pop("hydra", None)
-    unknown = _unknown_keys(plain, schema, "")
-    if unknown:
-        raise UserError(f"Unknown config key {unknown[0]}: it is not a setting of {command} (see --cfg job).")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
         typed = OmegaConf.to_object(merged)
+    except ConfigKeyError as exc:
+        # The structured schema is closed: a key added with `+key=...` is refused by the merge itself.
+        raise UserError(
+            f"Unknown config key {exc.full_key}: it is not a setting of {command} (see --cfg job)."
+        ) from None
     except OmegaConfBaseException as exc:
         key = f" for {exc.full_key}" if getattr(exc, "full_key", None) else ""
         raise UserError(f"Invalid config value{key}: {str(exc).splitlines()[0]} (see {command} --help).") from None
@@ -100,20 +84,6 @@ def _original_cwd() -> Optional[Path]:
         return None
     origin = Path(HydraConfig.get().runtime.cwd)
     return origin if origin.resolve() != Path.cwd().resolve() else None
-
-
-def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
-    """Keys in `node` that the dataclass `schema` does not define (Hydra lets `+key=...` add them)."""
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    unknown = []
-    for key, value in node.items():
-        if key not in fields:
-            unknown.append(prefix + str(key))
-        elif isinstance(value, dict) and dataclasses.is_dataclass(
-            fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
-        ):
-            unknown += _unknown_keys(value, fields[key].default_factory, f"{prefix}{key}.")
-    return unknown
 
 
 def flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:

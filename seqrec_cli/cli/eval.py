@@ -17,15 +17,15 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from seqrec_cli.app_config import EvalAppConfig, register_app_schemas, to_app_config, validate_eval
-from seqrec_cli.config import metric_names
-from seqrec_cli.confpath import CONFIG_PATH
+from seqrec_cli.config.apps import EvalAppConfig, register_app_schemas, to_app_config, validate_eval
+from seqrec_cli.config.checks import metric_names
+from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.data.sources import describe_source
 from seqrec_cli.errors import UserError
-from seqrec_cli.runs import load_splits, open_run, other_dataset, side_inputs_for
-from seqrec_cli.training import evaluation
-from seqrec_cli.training.artifacts import write_json
-from seqrec_cli.training.progress import results_table, show_table
+from seqrec_cli.reporting.runs import load_splits, open_run, other_dataset, side_inputs_for
+from seqrec_cli.evaluation import ranking
+from seqrec_cli.io.artifacts import write_json
+from seqrec_cli.io.console import results_table, show_table
 
 log = logging.getLogger("seqrec_cli")
 
@@ -51,10 +51,10 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
 
     side = side_inputs_for(run, splits.data)
-    inputs = evaluation.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
-    model_metrics = evaluation.evaluate_model(run.model, inputs, batch_size, ks, run.use_amp)
-    scorer = evaluation.popularity_scorer(splits.seen_item_counts(cfg.split), run.device)
-    popularity = evaluation.evaluate(inputs, scorer, batch_size, ks)
+    inputs = ranking.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
+    model_metrics = ranking.evaluate_model(run.model, inputs, batch_size, ks, run.use_amp)
+    scorer = ranking.popularity_scorer(splits.seen_item_counts(cfg.split), run.device)
+    popularity = ranking.evaluate(inputs, scorer, batch_size, ks)
 
     result = {
         "run": str(run.run_dir.resolve()),

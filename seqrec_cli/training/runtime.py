@@ -82,7 +82,7 @@ def init_distributed(enabled: bool, device_name: str) -> Distributed:
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise UserError(
             "trainer.distributed=true needs the environment torchrun creates: start it with "
-            "torchrun --nproc_per_node=N -m seqrec_cli.train trainer.distributed=true ..."
+            "torchrun --nproc_per_node=N -m seqrec_cli.api trainer.distributed=true ..."
         )
     info = Distributed(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     use_cuda = torch.cuda.is_available() and device_name not in ("cpu", "mps")

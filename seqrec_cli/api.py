@@ -20,12 +20,14 @@ import torch
 from omegaconf import OmegaConf
 
 from seqrec_cli import data as data_module
-from seqrec_cli import models, tracking
-from seqrec_cli.config import TrainConfig, metric_names, validate
+from seqrec_cli import models
+from seqrec_cli.training import tracking
+from seqrec_cli.config.checks import metric_names, validate
+from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import side_inputs
 from seqrec_cli.errors import UserError
-from seqrec_cli.runtime import (
+from seqrec_cli.training.runtime import (
     Distributed,
     distributed_device,
     gather_strided,
@@ -35,14 +37,14 @@ from seqrec_cli.runtime import (
     set_threads,
     shutdown_distributed,
 )
-from seqrec_cli.training import evaluation
-from seqrec_cli.training.artifacts import plot_curves, write_json, write_text_atomic
+from seqrec_cli.evaluation import ranking
+from seqrec_cli.io.artifacts import plot_curves, write_json, write_text_atomic
 from seqrec_cli.io.atomic import remove_stale_temporaries
 from seqrec_cli.io.logfile import commit_log_files
 from seqrec_cli.io.rundir import RunDirLock
 from seqrec_cli.training import checkpoint, warm_start
 from seqrec_cli.training.checkpoint import load_resume_state
-from seqrec_cli.training.progress import results_table, show_table
+from seqrec_cli.io.console import results_table, show_table
 from seqrec_cli.training.trainer import FitContext, TrainingInterrupted, fit
 
 log = logging.getLogger("seqrec_cli")
@@ -243,12 +245,12 @@ def _test(cfg: TrainConfig, prepared: Prepared) -> tuple[dict[str, float], dict[
     results: dict[str, float] = {}
     popularity: dict[str, dict[str, float]] = {}
     for split_name in ("valid", "test"):
-        split = evaluation.shard(getattr(splits, split_name), ctx.dist_info.rank, ctx.dist_info.world_size)
-        inputs = evaluation.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, prepared.device, ctx.side)
+        split = ranking.shard(getattr(splits, split_name), ctx.dist_info.rank, ctx.dist_info.world_size)
+        inputs = ranking.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, prepared.device, ctx.side)
         if split_name == "test":
-            results = evaluation.evaluate_model(prepared.model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
-        scorer = evaluation.popularity_scorer(splits.seen_item_counts(split_name), prepared.device)
-        popularity[split_name] = evaluation.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks, gather)
+            results = ranking.evaluate_model(prepared.model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
+        scorer = ranking.popularity_scorer(splits.seen_item_counts(split_name), prepared.device)
+        popularity[split_name] = ranking.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks, gather)
     return results, popularity
 
 
@@ -284,7 +286,7 @@ def resume_checkpoint(resume: Optional[str]) -> Optional[Path]:
     return path
 
 
-if __name__ == "__main__":  # `python -m seqrec_cli.train`, the same command as seqrec-train
+if __name__ == "__main__":  # `python -m seqrec_cli.api`, the same command as seqrec-train
     from seqrec_cli.cli.train import cli
 
     cli()

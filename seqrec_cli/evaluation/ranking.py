@@ -24,7 +24,7 @@ import torch
 
 from seqrec_cli.data import EvalSplit, SequenceSplits
 from seqrec_cli.data.batches import SideInputs, history_gaps, history_rows
-from seqrec_cli.metrics import ranking_metrics, target_ranks
+from seqrec_cli.evaluation.metrics import ranking_metrics, target_ranks
 from seqrec_cli.models import MIN_ROWS, SequentialRecommender
 
 
