@@ -71,3 +71,10 @@ def console_handler() -> logging.Handler:
     from rich.logging import RichHandler
 
     return RichHandler(console=stderr_console(), show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+
+
+def duration(seconds: float) -> str:
+    """`m:ss`, or `h:mm:ss` from an hour on (the ETA of the epoch lines)."""
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from seqrec_cli.errors import Interrupted
 
@@ -39,3 +39,24 @@ def _exit(exc: Interrupted) -> None:
     # Nothing is open yet; os._exit keeps the exit code even when the interrupt landed inside an
     # import, after which CPython's shutdown re-raises SIGINT on itself (exit -2 instead of 130).
     os._exit(exc.exit_code)
+
+
+@contextmanager
+def stop_requests() -> Iterator[dict[str, Optional[str]]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step (restored on exit)."""
+    flag: dict[str, Optional[str]] = {"signal": None}
+
+    def handler(signum: int, _frame: Any) -> None:
+        flag["signal"] = signal.Signals(signum).name
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

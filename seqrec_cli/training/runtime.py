@@ -122,3 +122,12 @@ def all_reduce_sum(value: torch.Tensor, info: Distributed) -> torch.Tensor:
 def shutdown_distributed(info: Distributed) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def any_rank(flag: bool, info: Distributed, device: torch.device) -> bool:
+    """True when `flag` is set on any process. Under torch.distributed all processes must stop at
+    the same step, or the next gradient all-reduce waits forever; so a stop request is reduced."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor(1.0 if flag else 0.0, device=device)
+    return bool(all_reduce_sum(value, info).item() > 0)

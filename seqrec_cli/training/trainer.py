@@ -7,12 +7,10 @@ import copy
 import dataclasses
 import logging
 import math
-import signal
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from contextlib import nullcontext
+from dataclasses import asdict
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -20,19 +18,23 @@ import torch
 from seqrec_cli.config.checks import metric_names
 from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
-from seqrec_cli.data.batches import SideInputs, training_examples
 from seqrec_cli.errors import Interrupted, UserError
-from seqrec_cli.training.losses import build_loss
-from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.evaluation import ranking
 from seqrec_cli.io.artifacts import write_history
+from seqrec_cli.io.console import duration, epoch_progress, format_metrics
+from seqrec_cli.io.signals import stop_requests
+from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.training import checkpoint
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
-from seqrec_cli.training.profiling import StepProfile, StepProfiler
-from seqrec_cli.training.runtime import Distributed, all_reduce_sum, gather_strided
-from seqrec_cli.io.console import epoch_progress, format_metrics
+from seqrec_cli.training.losses import build_loss
+from seqrec_cli.training.optim import apply_optimizer_settings, build_optimizer
+from seqrec_cli.training.profiling import StepProfiler
 from seqrec_cli.training.rng import restore_rng, rng_state
+from seqrec_cli.training.runtime import all_reduce_sum, any_rank, gather_strided
 from seqrec_cli.training.schedule import LrSchedule
+from seqrec_cli.training.state import FitContext, FitResult, LoopState, best_valid, device_batches
+
+__all__ = ["FitContext", "FitResult", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "build_optimizer", "fit"]
 
 log = logging.getLogger(__name__)
 
@@ -43,113 +45,6 @@ class TrainingInterrupted(Interrupted):
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class LoopState:
-    """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
-
-    epoch: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    bad_evals: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-    # Wall time of every process of this run up to its last save, so a resumed run's total counts
-    # the earlier processes too.
-    wall_seconds: float = 0.0
-    # [score, epoch] of the evaluations kept under checkpoints/top/ (trainer.save_top_k).
-    top: list[list[float]] = field(default_factory=list)
-
-
-@dataclass
-class FitContext:
-    """Where a fit runs and what it writes besides the weights (one value instead of many arguments)."""
-
-    run_dir: Path
-    dist_info: Distributed = field(default_factory=Distributed)
-    side: SideInputs = field(default_factory=SideInputs)
-    user_ids: Optional[list] = None  # original ids of the users with vectors, for best.pt
-    data: dict[str, Any] = field(default_factory=dict)  # checkpoint.data_fingerprint of the data
-    resume: Optional[dict[str, Any]] = None  # a checked last.pt payload to continue from
-    resume_path: Optional[Path] = None
-    started: float = field(default_factory=time.perf_counter)  # when this process started the run
-
-
-@dataclass
-class Batches:
-    """The training rows, resident on the device; batches are drawn by row index."""
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    lengths: torch.Tensor
-    lengths_cpu: np.ndarray
-    gaps: Optional[torch.Tensor] = None
-    users: Optional[torch.Tensor] = None
-
-    def __len__(self) -> int:
-        return len(self.lengths_cpu)
-
-
-@dataclass
-class FitResult:
-    state: LoopState
-    valid: dict[str, float]
-    stopped_early: bool
-    train_sequences: int = 0
-    train_positions: int = 0
-    profile: Optional[StepProfile] = None  # with trainer.profile_steps
-
-
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """The configured optimizer. With `optimizer.decay_norms_and_biases=false` and/or
-    `decay_embeddings=false` those parameters go into a group without weight decay (each group
-    says whether it decays, so a resume can set a new weight decay on the right ones)."""
-    o = cfg.optimizer
-    fused = {"fused": True} if device.type == "cuda" else {}
-    groups = _parameter_groups(model, o.decay_norms_and_biases, o.decay_embeddings, o.weight_decay)
-    if o.name == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), **fused)
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), **fused)
-    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
-
-
-def _parameter_groups(model: torch.nn.Module, norms_and_biases: bool, embeddings: bool, decay: float) -> list[dict]:
-    if norms_and_biases and embeddings:
-        return [{"params": list(model.parameters()), "weight_decay": decay, "decay": True}]
-    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    decayed, kept = [], []
-    for param in model.parameters():
-        is_embedding = id(param) in embedding_ids
-        small = param.ndim < 2 and not is_embedding  # LayerNorm weights and every bias
-        (kept if (small and not norms_and_biases) or (is_embedding and not embeddings) else decayed).append(param)
-    return [
-        {"params": decayed, "weight_decay": decay, "decay": True},
-        {"params": kept, "weight_decay": 0.0, "decay": False},
-    ]
-
-
-@contextmanager
-def stop_requests() -> Iterator[dict[str, Optional[str]]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each step (restored on exit)."""
-    flag: dict[str, Optional[str]] = {"signal": None}
-
-    def handler(signum: int, _frame: Any) -> None:
-        flag["signal"] = signal.Signals(signum).name
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def fit(
@@ -189,7 +84,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.write = ctx.dist_info.is_main
         self.ckpt_dir = ctx.run_dir / "checkpoints"
-        self.data = self._batches()
+        self.data = device_batches(splits, cfg, ctx.side, device)
         t = cfg.trainer
         valid_split = ranking.shard(splits.valid, ctx.dist_info.rank, ctx.dist_info.world_size)
         self.valid_inputs = ranking.prepare(
@@ -216,33 +111,6 @@ class Trainer:
         self.state = LoopState()
         self.best_weights = copy.deepcopy(model.state_dict())
 
-    def _batches(self) -> "Batches":
-        cfg, splits, device = self.cfg, self.splits, self.device
-        examples = training_examples(
-            splits.data, splits.train_end, cfg.model.max_len, cfg.trainer.all_windows, self.ctx.side
-        )
-        if len(examples.lengths) == 0:
-            raise UserError("No training sequences: every user has fewer than two training events.")
-        if cfg.trainer.overfit_batches:
-            n = cfg.trainer.overfit_batches * cfg.trainer.batch_size
-            examples = dataclasses.replace(
-                examples,
-                **{
-                    f.name: getattr(examples, f.name)[:n]
-                    for f in dataclasses.fields(examples)
-                    if getattr(examples, f.name) is not None
-                },
-            )
-        optional = lambda a: torch.as_tensor(a, device=device) if a is not None else None  # noqa: E731
-        return Batches(
-            torch.as_tensor(examples.inputs, device=device),
-            torch.as_tensor(examples.targets, device=device),
-            torch.as_tensor(examples.lengths, device=device),
-            examples.lengths,
-            optional(examples.gaps),
-            optional(examples.users),
-        )
-
     def _step_model(self) -> torch.nn.Module:
         step_model: torch.nn.Module = self.model
         if self.ctx.dist_info.enabled:
@@ -255,11 +123,7 @@ class Trainer:
     def run(self) -> FitResult:
         t = self.cfg.trainer
         if self.ctx.resume is not None:
-            self.state, self.best_weights = _restore(
-                self.ctx, self.model, self.optimizer, self.np_rng, self.cfg, self.splits, self.device, self.schedule
-            )
-            if self.scaler.is_enabled() and "grad_scaler" in self.ctx.resume:
-                self.scaler.load_state_dict(self.ctx.resume["grad_scaler"])
+            self.restore()
         elif self.write:
             self.save()  # an interrupt during the first epoch can then still be resumed
         log.info(
@@ -336,11 +200,11 @@ class Trainer:
             state.best_score, state.best_epoch, state.bad_evals = score, epoch, 0
             self.best_weights = copy.deepcopy(self.model.state_dict())
             if self.write:
-                _save_best(self.ckpt_dir, self.best_weights, epoch, valid, self.cfg, self.splits, self.ctx)
+                self.save_best(self.best_weights, epoch, valid)
         else:
             state.bad_evals += 1
         if t.save_top_k and self.write:
-            _keep_top_k(self.ckpt_dir / "top", state, score, epoch, self.model.state_dict(), valid, self, t.save_top_k)
+            self._keep_top_k(score, epoch, valid)
         return improved
 
     def _log_epoch(self, epoch: int, loss: float, row: dict, improved: Optional[bool], seconds: float) -> None:
@@ -350,7 +214,7 @@ class Trainer:
         head = f"epoch {epoch:>{width}}/{t.max_epochs}  loss {loss:.4f}"
         done = [r["seconds"] for r in self.state.history] + [seconds]
         left = (t.max_epochs - epoch) * sum(done) / len(done)
-        eta = f", at most {_duration(left)} left" if epoch < t.max_epochs else ""
+        eta = f", at most {duration(left)} left" if epoch < t.max_epochs else ""
         if improved is None:
             log.info("%s  (%.1f s%s)", head, seconds, eta)
             return
@@ -366,18 +230,74 @@ class Trainer:
         )
 
     def save(self) -> None:
-        _save_last(
-            self.ckpt_dir,
-            self.model,
-            self.optimizer,
-            self.state,
-            self.np_rng,
-            self.cfg,
-            self.best_weights,
-            self.ctx,
-            self.schedule,
-            self.scaler,
+        """last.pt: the whole training state, with the best weights so far travelling along."""
+        state = self.state
+        best = {"model": self.best_weights, "epoch": state.best_epoch, "valid": best_valid(state)}
+        payload = checkpoint.resume_payload(
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            asdict(state),
+            rng=rng_state(self.np_rng),
+            config=asdict(self.cfg),
+            best=best,
+            data=self.ctx.data,
         )
+        payload["schedule"] = self.schedule.state_dict()
+        if self.scaler.is_enabled():
+            payload["grad_scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.ckpt_dir / "last.pt", payload)
+
+    def save_best(self, weights: dict, epoch: int, valid: dict, name: str = "best.pt") -> None:
+        payload = checkpoint.best_payload(
+            weights,
+            epoch,
+            valid,
+            config=asdict(self.cfg),
+            item_ids=self.splits.data.item_ids.tolist(),
+            user_ids=self.ctx.user_ids,
+            data=self.ctx.data,
+        )
+        save_checkpoint(self.ckpt_dir / name, payload)
+
+    def _keep_top_k(self, score: float, epoch: int, valid: dict) -> None:
+        """checkpoints/top/epoch-NNN.pt for the k best evaluations so far (ties: the earlier epoch)."""
+        state, k = self.state, self.cfg.trainer.save_top_k
+        ranked = sorted([*state.top, [score, epoch]], key=lambda se: (-se[0], se[1]))
+        keep, drop = ranked[:k], ranked[k:]
+        if [score, epoch] in keep:
+            self.save_best(self.model.state_dict(), epoch, valid, name=f"top/epoch-{epoch:03d}.pt")
+        for _, old in drop:
+            (self.ckpt_dir / "top" / f"epoch-{old:03d}.pt").unlink(missing_ok=True)
+        state.top = keep
+
+    def restore(self) -> None:
+        """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
+        optimizer, loop state, RNG streams, schedule, loss scaler; the optimizer's hyperparameters
+        are this run's; the best weights are those the loop state names, and best.pt is rewritten
+        when a kill left it ahead."""
+        ckpt, ctx = self.ctx.resume, self.ctx
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        apply_optimizer_settings(self.optimizer, self.cfg, ckpt["config"].get("optimizer", {}))
+        known = {f.name for f in dataclasses.fields(LoopState)}
+        state = self.state = LoopState(**{k: v for k, v in ckpt["loop"].items() if k in known})
+        restore_rng(ckpt["rng"], self.np_rng)
+        # A last.pt from before schedules existed: its run had a constant lr, so only the step count matters.
+        self.schedule.load_state_dict(ckpt.get("schedule", {"step": state.epoch * self.schedule.steps_per_epoch}))
+        if self.scaler.is_enabled() and "grad_scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
+        best_path = self.ckpt_dir / "best.pt"
+        if "best" in ckpt:
+            self.best_weights = {k: v.to(self.device) for k, v in ckpt["best"]["model"].items()}
+            on_disk = load_checkpoint(best_path, self.device).get("epoch") if best_path.is_file() else None
+            if ctx.dist_info.is_main and state.best_epoch and on_disk != state.best_epoch:
+                log.warning("best.pt held epoch %s, the state says %d: rewriting it.", on_disk, state.best_epoch)
+                self.save_best(self.best_weights, state.best_epoch, ckpt["best"].get("valid", {}))
+        elif best_path.is_file():  # a last.pt of an older version: best.pt is the only copy of the best weights
+            self.best_weights = load_checkpoint(best_path, self.device)["model"]
+        else:
+            self.best_weights = self.model.state_dict()
+        log.info("Resumed from %s after epoch %d", ctx.resume_path, state.epoch)
 
     def train_epoch(self, epoch: int, stop: dict[str, Optional[str]]) -> float:
         """One pass over the training rows; returns the mean loss over all target positions."""
@@ -425,7 +345,7 @@ class Trainer:
                         )
                     rate = (step + 1) / (time.perf_counter() - started)
                     bar.update(task, completed=step + 1, loss=running, rate=rate)
-                if _stop_requested(stop, dist_info, self.device):
+                if any_rank(stop["signal"] is not None, dist_info, self.device):
                     # The epoch is cut short: last.pt keeps the last complete epoch.
                     raise TrainingInterrupted(stop["signal"] or "SIGTERM", epochs_done=epoch - 1)
         return all_reduce_sum(loss_sum, dist_info).item() / max(positions, 1)
@@ -468,147 +388,3 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.advance()
-
-
-def _duration(seconds: float) -> str:
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
-
-
-def _keep_top_k(
-    folder: Path, state: "LoopState", score: float, epoch: int, weights: dict, valid: dict, trainer: "Trainer", k: int
-) -> None:
-    """checkpoints/top/epoch-NNN.pt for the k best evaluations so far (ties: the earlier epoch)."""
-    ranked = sorted([*state.top, [score, epoch]], key=lambda se: (-se[0], se[1]))
-    keep, drop = ranked[:k], ranked[k:]
-    if [score, epoch] in keep:
-        _save_best(
-            folder, weights, epoch, valid, trainer.cfg, trainer.splits, trainer.ctx, name=f"epoch-{epoch:03d}.pt"
-        )
-    for _, old in drop:
-        (folder / f"epoch-{old:03d}.pt").unlink(missing_ok=True)
-    state.top = keep
-
-
-def _stop_requested(stop: dict[str, Optional[str]], dist_info: Distributed, device: torch.device) -> bool:
-    """Under torch.distributed all processes must stop at the same step, or the next gradient
-    all-reduce waits forever; so the flag is reduced across processes."""
-    if not dist_info.enabled:
-        return stop["signal"] is not None
-    flag = torch.tensor(1.0 if stop["signal"] else 0.0, device=device)
-    return bool(all_reduce_sum(flag, dist_info).item() > 0)
-
-
-def _restore(
-    ctx: FitContext,
-    model: SequentialRecommender,
-    optimizer: torch.optim.Optimizer,
-    np_rng: np.random.Generator,
-    cfg: TrainConfig,
-    splits: SequenceSplits,
-    device: torch.device,
-    schedule: LrSchedule,
-) -> tuple[LoopState, dict]:
-    """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
-    optimizer, loop state, RNG streams; the optimizer's hyperparameters are this run's; the best
-    weights are those the loop state names, and best.pt is rewritten when a kill left it ahead."""
-    ckpt = ctx.resume
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    _apply_optimizer_settings(optimizer, cfg, ckpt["config"].get("optimizer", {}))
-    known = {f.name for f in dataclasses.fields(LoopState)}
-    state = LoopState(**{k: v for k, v in ckpt["loop"].items() if k in known})
-    restore_rng(ckpt["rng"], np_rng)
-    # A last.pt from before schedules existed: its run had a constant lr, so only the step count matters.
-    schedule.load_state_dict(ckpt.get("schedule", {"step": state.epoch * schedule.steps_per_epoch}))
-    best_path = ctx.run_dir / "checkpoints" / "best.pt"
-    if "best" in ckpt:
-        best_weights = {k: v.to(device) for k, v in ckpt["best"]["model"].items()}
-        on_disk = load_checkpoint(best_path, device).get("epoch") if best_path.is_file() else None
-        if ctx.dist_info.is_main and state.best_epoch and on_disk != state.best_epoch:
-            log.warning("best.pt held epoch %s, the training state says %d: rewriting it.", on_disk, state.best_epoch)
-            _save_best(
-                ctx.run_dir / "checkpoints",
-                best_weights,
-                state.best_epoch,
-                ckpt["best"].get("valid", {}),
-                cfg,
-                splits,
-                ctx,
-            )
-    else:  # a last.pt of an older version: best.pt is the only copy of the best weights
-        best_weights = load_checkpoint(best_path, device)["model"] if best_path.is_file() else model.state_dict()
-    log.info("Resumed from %s after epoch %d", ctx.resume_path, state.epoch)
-    return state, best_weights
-
-
-def _apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig, saved: dict[str, Any]) -> None:
-    """`load_state_dict` brings back the saved hyperparameters; a resume that sets new ones (a new
-    lr, weight decay, betas, momentum) trains with them from the resumed epoch on, and says so."""
-    o = cfg.optimizer
-    wanted = {"lr": o.lr, "weight_decay": o.weight_decay}
-    if o.name in ("adam", "adamw"):
-        wanted["betas"] = tuple(o.betas)
-    if o.name == "sgd":
-        wanted["momentum"] = o.momentum
-    for group in optimizer.param_groups:
-        for key, value in wanted.items():
-            group[key] = 0.0 if key == "weight_decay" and not group.get("decay", True) else value
-    changed = [
-        f"optimizer.{k} {saved.get(k)} -> {v if k != 'betas' else list(v)}"
-        for k, v in wanted.items()
-        if k in saved and _as_list(saved[k]) != _as_list(v)
-    ]
-    if changed:
-        log.info("Resuming with new optimizer settings: %s.", ", ".join(changed))
-
-
-def _as_list(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
-def _save_best(
-    ckpt_dir: Path,
-    weights: dict,
-    epoch: int,
-    valid: dict,
-    cfg: TrainConfig,
-    splits: SequenceSplits,
-    ctx: FitContext,
-    name: str = "best.pt",
-) -> None:
-    save_checkpoint(
-        ckpt_dir / name,
-        checkpoint.best_payload(
-            weights, epoch, valid, asdict(cfg), splits.data.item_ids.tolist(), ctx.user_ids, ctx.data
-        ),
-    )
-
-
-def _save_last(
-    ckpt_dir: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: LoopState,
-    np_rng: np.random.Generator,
-    cfg: TrainConfig,
-    best_weights: dict,
-    ctx: FitContext,
-    schedule: LrSchedule,
-    scaler: torch.amp.GradScaler,
-) -> None:
-    best = {"model": best_weights, "epoch": state.best_epoch, "valid": _best_valid(state)}
-    payload = checkpoint.resume_payload(
-        model.state_dict(), optimizer.state_dict(), asdict(state), rng_state(np_rng), asdict(cfg), best, ctx.data
-    )
-    payload["schedule"] = schedule.state_dict()
-    if scaler.is_enabled():
-        payload["grad_scaler"] = scaler.state_dict()
-    save_checkpoint(ckpt_dir / "last.pt", payload)
-
-
-def _best_valid(state: LoopState) -> dict[str, float]:
-    """The validation metrics of the best epoch, read back from the history."""
-    row = next((r for r in state.history if r.get("epoch") == state.best_epoch), {})
-    return {k[len("valid/") :]: v for k, v in row.items() if k.startswith("valid/")}
