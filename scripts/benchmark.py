@@ -187,7 +187,7 @@ def _peak():
             print('PEAK_RSS_KB', line.split()[1], file=sys.stderr, flush=True)
 atexit.register(_peak)
 sys.argv = ['seqrec-train', *sys.argv[1:]]
-runpy.run_module('seqrec_cli.api', run_name='__main__')
+runpy.run_module('seqrec_cli.cli.train', run_name='__main__')
 """
 
 

@@ -44,7 +44,7 @@ def train(out: Path, overrides: list[str]) -> int:
     started = time.perf_counter()
     code = 0
     try:
-        runpy.run_module("seqrec_cli.api", run_name="__main__")
+        runpy.run_module("seqrec_cli.cli.train", run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     result: dict[str, Any] = {"exit_code": code, "wall_s": round(time.perf_counter() - started, 1)}

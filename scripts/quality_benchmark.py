@@ -189,7 +189,7 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
             [
                 sys.executable,
                 "-m",
-                "seqrec_cli.api",
+                "seqrec_cli.cli.train",
                 *overrides,
                 *resume,
                 "trainer.progress=false",

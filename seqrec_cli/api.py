@@ -1,5 +1,5 @@
-"""`run`: the training pipeline, callable from Python (`seqrec-train` is its Hydra front end,
-`seqrec_cli/cli/train.py`).
+"""The Python API: `compose` a config as the command line would, `train` it (`seqrec-train` is
+this module's Hydra front end, `seqrec_cli/cli/train.py`).
 
 config -> data -> model -> training -> run directory; metrics.json's dict is returned, and its
 `objective` (the monitored validation value) is what Hydra sweepers optimise.
@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -23,6 +23,8 @@ from seqrec_cli import data as data_module
 from seqrec_cli import models
 from seqrec_cli.training import tracking
 from seqrec_cli.config.checks import metric_names, validate
+from seqrec_cli.config import registry
+from seqrec_cli.config.convert import to_train_config
 from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import side_inputs
@@ -63,7 +65,13 @@ class Prepared:
     init_from: Optional[dict[str, Any]] = None  # provenance when started from a parent run
 
 
-def run(
+def compose(overrides: Sequence[str] = ()) -> TrainConfig:
+    """What `seqrec-train OVERRIDES` would train, as checked dataclasses (a `UserError` of one
+    sentence for a bad override or value, as on the command line)."""
+    return to_train_config(registry.compose("train", overrides, "seqrec-train"))
+
+
+def train(
     cfg: TrainConfig, run_dir: Path, resume_from: Optional[Path] = None, record: Optional[dict[str, str]] = None
 ) -> dict[str, Any]:
     """Train and test one configuration, writing everything into `run_dir`; returns metrics.json.
@@ -284,9 +292,3 @@ def resume_checkpoint(resume: Optional[str]) -> Optional[Path]:
             f"Nothing to resume at {resume}: expected a run directory with checkpoints/last.pt, or a last.pt file."
         )
     return path
-
-
-if __name__ == "__main__":  # `python -m seqrec_cli.api`, the same command as seqrec-train
-    from seqrec_cli.cli.train import cli
-
-    cli()

@@ -175,7 +175,7 @@ def test_an_interrupted_trial_is_queued_again_and_run_by_the_next_run(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     args = [*BASE, f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=1", "trainer.max_epochs=50"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seqrec_cli.api", *args, "hydra.sweep.dir=cut"],
+        [sys.executable, "-m", "seqrec_cli.cli.train", *args, "hydra.sweep.dir=cut"],
         cwd=tmp_path,
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -332,7 +332,7 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres_url):
         ]
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "seqrec_cli.api", *args],
+                [sys.executable, "-m", "seqrec_cli.cli.train", *args],
                 cwd=tmp_path,
                 env=_env(tmp_path),
                 stdout=subprocess.PIPE,

@@ -21,6 +21,7 @@ from seqrec_cli.config.apps import EvalAppConfig, register_app_schemas, to_app_c
 from seqrec_cli.config.checks import metric_names
 from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.data.sources import describe_source
+from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.reporting.runs import load_splits, open_run, other_dataset, side_inputs_for
 from seqrec_cli.evaluation import ranking
@@ -96,13 +97,16 @@ register_app_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+@user_errors_exit
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate_run(to_app_config(cfg, EvalAppConfig))
-    except UserError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
+    evaluate_run(to_app_config(cfg, EvalAppConfig))
+
+
+def cli() -> None:
+    """The console script: a composition error is one sentence and exit 2, then Hydra runs `main`."""
+    check_composition("eval", sys.argv[1:], "seqrec-eval")
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -25,6 +25,7 @@ from rich.table import Table
 from seqrec_cli.config.apps import RecommendAppConfig, register_app_schemas, to_app_config, validate_recommend
 from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.data.metadata import item_titles
+from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.evaluation.inference import top_k
 from seqrec_cli.reporting.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
@@ -199,13 +200,16 @@ register_app_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="recommend")
+@user_errors_exit
 def main(cfg: DictConfig) -> None:
-    try:
-        recommend(to_app_config(cfg, RecommendAppConfig))
-    except UserError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
+    recommend(to_app_config(cfg, RecommendAppConfig))
+
+
+def cli() -> None:
+    """The console script: a composition error is one sentence and exit 2, then Hydra runs `main`."""
+    check_composition("recommend", sys.argv[1:], "seqrec-recommend")
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from seqrec_cli.config.convert import to_typed
 from seqrec_cli.config.registry import CONFIG_PATH
+from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.serving.config import ServeAppConfig, register_serving_schemas, validate_serve
 
@@ -107,13 +108,16 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="serve")
+@user_errors_exit
 def main(cfg: DictConfig) -> None:
-    try:
-        serve(to_typed(cfg, ServeAppConfig, "seqrec-serve", ("run", "bundle")))
-    except UserError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
+    serve(to_typed(cfg, ServeAppConfig, "seqrec-serve", ("run", "bundle")))
+
+
+def cli() -> None:
+    """The console script: a composition error is one sentence and exit 2, then Hydra runs `main`."""
+    check_composition("serve", sys.argv[1:], "seqrec-serve")
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

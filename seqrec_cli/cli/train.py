@@ -1,7 +1,6 @@
-"""`seqrec-train`: compose a config with Hydra, run `seqrec_cli.api.run`, map errors to exits.
+"""`seqrec-train`: compose a config with Hydra, run `seqrec_cli.api.train`, map errors to exits.
 
-Exit codes: 0 done, 1 a bug (its traceback goes to the console and train.log), 2 a user error
-(one sentence), 3 the GPU ran out of memory, 130 / 143 interrupted by SIGINT / SIGTERM. Under a
+The exit codes are `seqrec_cli.cli.exits`' (a bug's traceback also goes to train.log). Under a
 sweep a failed job is recorded (error.json, NaN objective) and the sweep goes on.
 """
 
@@ -14,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from seqrec_cli.cli.exits import EXIT_BUG, EXIT_OOM, EXIT_USER, check_composition
 from seqrec_cli.errors import Interrupted, UserError
 from seqrec_cli.io.signals import interrupts_as_exits
 
@@ -28,6 +28,7 @@ def cli() -> None:
             return
         _check_explicit_run_dir(sys.argv[1:])
         main = _hydra_main()
+        check_composition("train", sys.argv[1:], "seqrec-train")
         main()
 
 
@@ -40,8 +41,7 @@ def _print_help(args: list[str]) -> bool:
     from hydra import compose, initialize_config_dir, initialize_config_module
     from omegaconf import OmegaConf
 
-    from seqrec_cli.config.registry import register_schemas
-    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers
+    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers, register_schemas
 
     register_schemas()
     register_resolvers()
@@ -77,8 +77,7 @@ def _config_groups(config_path: str) -> str:
 def _hydra_main() -> Any:
     import hydra
 
-    from seqrec_cli.config.registry import register_schemas
-    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers
+    from seqrec_cli.config.registry import CONFIG_PATH, register_resolvers, register_schemas
 
     register_schemas()
     register_resolvers()
@@ -93,7 +92,7 @@ def task(cfg: Any) -> float:
 
     from seqrec_cli.config.convert import to_train_config
     from seqrec_cli.reporting.sweep import reuse_job_dir
-    from seqrec_cli.api import resume_checkpoint, run
+    from seqrec_cli.api import resume_checkpoint, train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -106,21 +105,21 @@ def task(cfg: Any) -> float:
             return done  # a re-run sweep (hydra.sweep.dir=<that sweep>): this job finished already
         if typed.trainer.num_threads is None:
             typed.trainer.num_threads = _threads_for_parallel_jobs(hydra_cfg)
-        metrics = run(typed, run_dir, resume_checkpoint(typed.trainer.resume), _hydra_record(cfg, hydra_cfg))
+        metrics = train(typed, run_dir, resume_checkpoint(typed.trainer.resume), _hydra_record(cfg, hydra_cfg))
         return float(metrics["objective"])
     except KeyboardInterrupt:
         _interrupted(Interrupted("SIGINT"), run_dir, list(hydra_cfg.overrides.task))
     except Interrupted as exc:
         _interrupted(exc, run_dir, list(hydra_cfg.overrides.task))
     except UserError as exc:
-        return _failed(run_dir, str(exc), multirun, 2)
+        return _failed(run_dir, str(exc), multirun, EXIT_USER)
     except torch.cuda.OutOfMemoryError as exc:
         message = f"The GPU ran out of memory ({str(exc).splitlines()[0]}): lower trainer.batch_size or model.max_len."
-        return _failed(run_dir, message, multirun, 3)
+        return _failed(run_dir, message, multirun, EXIT_OOM)
     except Exception as exc:
         # A bug, not a user error: the traceback is what a report needs, in train.log as well.
         log.exception("Unexpected error: %s: %s", type(exc).__name__, exc)
-        return _failed(run_dir, f"{type(exc).__name__}: {exc}", multirun, 1)
+        return _failed(run_dir, f"{type(exc).__name__}: {exc}", multirun, EXIT_BUG)
     finally:
         _drop_if_empty(run_dir)
     return math.nan
@@ -146,7 +145,7 @@ def _failed(run_dir: Path, message: str, multirun: bool, exit_code: int) -> floa
     from seqrec_cli.io.logfile import commit_log_files
 
     log.error("%s", message)
-    if exit_code == 1:
+    if exit_code == EXIT_BUG:
         commit_log_files()  # a bug's traceback is worth keeping even beside a refused resume
     if multirun:
         commit_log_files()

@@ -7,6 +7,7 @@ them. Importing this module does not load Hydra (data and models import config n
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,6 +45,13 @@ def to_typed(cfg: DictConfig, schema: type, command: str, path_keys: tuple[str, 
     The `path_keys` that are relative are resolved against the directory the command was started
     in when `hydra.job.chdir=true` moved the process into its run directory.
     """
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain.pop("hydra", None)
+    unknown = _unknown_keys(plain, schema, "")
+    if unknown:
+        # Hydra composes onto the schema but lets `+key=...` add keys to it, and the merge below
+        # keeps them; so they are looked for here.
+        raise UserError(f"Unknown config key {unknown[0]}: it is not a setting of {command} (see --cfg job).")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in cfg.items() if k != "hydra"})
         typed = OmegaConf.to_object(merged)
@@ -84,6 +92,20 @@ def _original_cwd() -> Optional[Path]:
         return None
     origin = Path(HydraConfig.get().runtime.cwd)
     return origin if origin.resolve() != Path.cwd().resolve() else None
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
+    """Keys in `node` that the dataclass `schema` does not define (Hydra lets `+key=...` add them)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = []
+    for key, value in node.items():
+        if key not in fields:
+            unknown.append(prefix + str(key))
+        elif isinstance(value, dict) and dataclasses.is_dataclass(
+            fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        ):
+            unknown += _unknown_keys(value, fields[key].default_factory, f"{prefix}{key}.")
+    return unknown
 
 
 def flat_dict(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_sigterm_saves_and_the_run_resumes_to_completion(tmp_path):
     ]
     env = {**os.environ, "SEQREC_CACHE_DIR": str(tmp_path / ".cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seqrec_cli.api", *args],
+        [sys.executable, "-m", "seqrec_cli.cli.train", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

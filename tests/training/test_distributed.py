@@ -27,7 +27,7 @@ def test_two_gloo_processes_match_a_single_process(tmp_path):
             "--standalone",
             "--nproc_per_node=2",
             "-m",
-            "seqrec_cli.api",
+            "seqrec_cli.cli.train",
             *SAME,
             "trainer.distributed=true",
             "hydra.run.dir=ddp",

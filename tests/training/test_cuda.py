@@ -2,7 +2,7 @@
 deterministic runs, DDP over NCCL. Every test here needs a CUDA device and is skipped without one,
 so CI (CPU only) skips the whole file; `scripts/gpu_check.sh` runs it on a lent GPU.
 
-Runs go through the real CLI (`python -m seqrec_cli.api`) on the tiny `debug=smoke` data, so
+Runs go through the real CLI (`python -m seqrec_cli.cli.train`) on the tiny `debug=smoke` data, so
 each costs seconds on a GPU; only the sync count patches the training loop, in its own child.
 """
 
@@ -111,7 +111,7 @@ def counted(self, *args, **kwargs):
             json.dump(epochs, open(os.environ["SYNC_LOG"], "w"))
 Trainer.train_epoch = counted
 sys.argv = ["seqrec-train", *sys.argv[1:]]
-runpy.run_module("seqrec_cli.api", run_name="__main__")
+runpy.run_module("seqrec_cli.cli.train", run_name="__main__")
 """
 
 
@@ -158,7 +158,7 @@ def recording(backend=None, *args, **kwargs):
     return original(backend, *args, **kwargs)
 dist.init_process_group = recording
 sys.argv = ["seqrec-train", *sys.argv[1:]]
-runpy.run_module("seqrec_cli.api", run_name="__main__")
+runpy.run_module("seqrec_cli.cli.train", run_name="__main__")
 """
 
 
@@ -228,7 +228,7 @@ def test_ddp_wrapper_over_nccl_gives_the_plain_gradient(tmp_path):
 
 
 def gpu_check():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     import gpu_check as module
 
     return module
