@@ -10,6 +10,9 @@ import torch
 
 from conftest import REPO, run_cli, single_run_dir
 
+from seqrec_cli.api import compose
+from seqrec_cli.errors import UserError
+
 METRIC_KEYS = {"hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"}
 
 
@@ -103,41 +106,55 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
 
 
+BAD_VALUES = [
+    (["trainer.max_epoch=3"], ["Unknown config key trainer.max_epoch"]),
+    (["trainer.max_epochs=three"], ["max_epochs", "three"]),
+    (["encoder=transformer"], ["transformer", "Available options in 'encoder'", "lstm"]),
+    (["optimizer.lr=-1"], ["optimizer.lr=-1.0", "> 0"]),
+    (["model.max_len=0"], ["model.max_len=0", "> 0"]),
+    (["encoder.dropout=1.0"], ["encoder.dropout", "[0, 1)"]),
+    (["encoder.num_heads=3"], ["encoder.num_heads=3", "divisor"]),
+    (["trainer.monitor=auc"], ["trainer.monitor", "ndcg@10"]),
+    (["eval.ks=[0,10]"], ["eval.ks", "> 0"]),
+    (["trainer.patience=-1"], ["trainer.patience=-1", ">= 0"]),
+    (["trainer.batch_size=0"], ["trainer.batch_size=0", "> 0"]),
+    (["trainer.profile_steps=-2"], ["trainer.profile_steps=-2", "integer"]),
+    (["trainer.device=tpu"], ["trainer.device", "cuda:N"]),
+    (["+trainer.foo=1"], ["Unknown config key trainer.foo"]),
+    (["encoder.time_features=hours"], ["encoder.time_features", "gap"]),
+    (["encoder.block=bert"], ["encoder.block='bert'", "ligr"]),
+    (["encoder.block=ligr", "encoder.pre_norm=false"], ["encoder.pre_norm=False", "pre-LN only"]),
+    (["encoder=gru", "encoder.block=ligr"], ["encoder.block='ligr'", "no attention blocks"]),
+    (["encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"], ["encoder.num_heads=4", "divisor"]),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_VALUES)
+def test_bad_values_are_one_sentence_naming_the_key(args, words):
+    """The checks `seqrec-train` runs before anything is written, called in-process (the exit path
+    itself is tested through the real CLI below)."""
+    with pytest.raises(UserError) as info:
+        compose(["debug=smoke", *args])
+    message = str(info.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["debug=smoke", "trainer.max_epoch=3"], ["max_epoch", "TrainerConfig"]),
-        (["debug=smoke", "trainer.max_epochs=three"], ["max_epochs", "three"]),
-        (["debug=smoke", "encoder=transformer"], ["transformer", "Available options in 'encoder'", "lstm"]),
-        (["debug=smoke", "optimizer.lr=-1"], ["optimizer.lr=-1.0", "> 0"]),
-        (["debug=smoke", "model.max_len=0"], ["model.max_len=0", "> 0"]),
-        (["debug=smoke", "encoder.dropout=1.0"], ["encoder.dropout", "[0, 1)"]),
-        (["debug=smoke", "encoder.num_heads=3"], ["encoder.num_heads=3", "divisor"]),
-        (["debug=smoke", "trainer.monitor=auc"], ["trainer.monitor", "ndcg@10"]),
-        (["debug=smoke", "eval.ks=[0,10]"], ["eval.ks", "> 0"]),
-        (["debug=smoke", "trainer.patience=-1"], ["trainer.patience=-1", ">= 0"]),
-        (["debug=smoke", "trainer.batch_size=0"], ["trainer.batch_size=0", "> 0"]),
-        (["debug=smoke", "trainer.profile_steps=-2"], ["trainer.profile_steps=-2", "integer"]),
-        (["debug=smoke", "trainer.device=tpu"], ["trainer.device", "cuda:N"]),
-        (["debug=smoke", "+trainer.foo=1"], ["Unknown config key trainer.foo"]),
-        (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),
+        (["debug=smoke", "trainer.max_epoch=3"], ["Unknown config key trainer.max_epoch"]),  # Hydra composition
+        (["debug=smoke", "optimizer.lr=-1"], ["optimizer.lr=-1.0", "> 0"]),  # our value checks
+        (["dataset=csv", "dataset.path=missing.csv"], ["not found", "missing.csv"]),  # the data stage
         (["dataset=sequences", "dataset.path=s.txt", "encoder.time_features=gap"], ["time_features", "timestamps"]),
-        (["debug=smoke", "encoder.time_features=hours"], ["encoder.time_features", "gap"]),
-        (["debug=smoke", "encoder.block=bert"], ["encoder.block='bert'", "ligr"]),
-        (["debug=smoke", "encoder.block=ligr", "encoder.pre_norm=false"], ["encoder.pre_norm=False", "pre-LN only"]),
-        (["debug=smoke", "encoder=gru", "encoder.block=ligr"], ["encoder.block='ligr'", "no attention blocks"]),
-        (
-            ["debug=smoke", "encoder=gru_attention", "encoder.hidden_size=30", "encoder.num_heads=4"],
-            ["encoder.num_heads=4", "divisor"],
-        ),
     ],
 )
-def test_bad_input_fails_with_one_clear_sentence(tmp_path, args, words):
+def test_bad_input_through_the_cli_is_one_sentence_exit_2_and_no_run_dir(tmp_path, args, words):
     result = run_cli(args, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     for word in words:
-        assert word in result.stderr, (word, result.stderr)
+        assert word in " ".join(result.stderr.split()), (word, result.stderr)
+    assert not list(tmp_path.rglob(".hydra")) and not list(tmp_path.rglob("metrics.json")), "a refused run records no run"
 
 
 def test_csv_dataset_with_wrong_column_lists_the_columns_found(tmp_path):
