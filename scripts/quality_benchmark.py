@@ -1,5 +1,5 @@
 """`benchmark.py quality`: real `seqrec-train` runs, their test metrics beside the published
-full-ranking numbers (../shared/REFERENCES.md) and the popularity baseline.
+full-ranking numbers (docs/REFERENCES.md) and the popularity baseline.
 
 Two ways to name the runs:
 - `--experiment sasrec_beauty [gru_beauty ...]`: one run per `experiment=` preset;
@@ -29,7 +29,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Where each dataset's file lives under --data-root (research data: never bundled).
 DATA_PATHS = {"amazon-beauty": "amazon-beauty/Beauty.txt", "ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 
-# Published full-ranking, leave-one-out results (../shared/REFERENCES.md). Sampled-metric numbers
+# Published full-ranking, leave-one-out results (docs/REFERENCES.md). Sampled-metric numbers
 # are not comparable and are deliberately absent.
 PUBLISHED = {
     "amazon-beauty": [

@@ -9,7 +9,7 @@ attends to padding; padding positions are zeroed after every block so they carry
 `block="ligr"` swaps in the LiGR layer that eSASRec uses (Borisyuk et al. 2025, "From Features to
 Transformers"; Tikhonovich et al., RecSys 2025): pre-LN, each residual branch scaled by a learned
 sigmoid gate of the block's input, and a SwiGLU feed-forward net. eSASRec's best Amazon Beauty
-HR@10 (the bar in ../shared/REFERENCES.md) came from these layers.
+HR@10 (the bar in docs/REFERENCES.md) came from these layers.
 
 `last` serves evaluation and recommendation, which need only the state after each row's last
 item: after the final block's attention, its output projection, layer norms and feed-forward net

@@ -154,7 +154,9 @@ def test_bad_input_through_the_cli_is_one_sentence_exit_2_and_no_run_dir(tmp_pat
     assert "Traceback" not in result.stderr + result.stdout
     for word in words:
         assert word in " ".join(result.stderr.split()), (word, result.stderr)
-    assert not list(tmp_path.rglob(".hydra")) and not list(tmp_path.rglob("metrics.json")), "a refused run records no run"
+    assert not list(tmp_path.rglob(".hydra")) and not list(tmp_path.rglob("metrics.json")), (
+        "a refused run records no run"
+    )
 
 
 def test_csv_dataset_with_wrong_column_lists_the_columns_found(tmp_path):

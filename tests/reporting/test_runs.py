@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec_cli.training.checkpoint import load_checkpoint
+
 from seqrec_cli.reporting import report
 from seqrec_cli.config.apps import EvalAppConfig, RecommendAppConfig
 from seqrec_cli.config.schema import (
@@ -154,6 +156,10 @@ def test_open_run_restores_the_best_weights_and_original_ids(trained_run):
     run = open_run(run_dir, "cpu")
     assert run.item_ids.tolist() == splits.data.item_ids.tolist()
     assert not run.model.training and run.cfg.encoder.name == "gru"
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert run.epoch == best["epoch"] and all(
+        torch.equal(v, best["model"][k]) for k, v in run.model.state_dict().items()
+    )
 
 
 def test_recommendations_use_the_full_history_and_original_ids(trained_run, tmp_path):

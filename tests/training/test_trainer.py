@@ -227,3 +227,70 @@ def test_help_lists_every_group_states_patience_and_writes_nothing(tmp_path):
     assert "trainer.patience=N stops after N evaluations" in out and "name: gru" in out
     assert "hydra" not in [line.split(":")[0] for line in out.splitlines()]
     assert not (tmp_path / "outputs").exists()
+
+
+# ---- in-process: best-weights restore, eval_every, grad_clip_norm ----------------------------------
+
+
+def _tiny(tmp_path, **trainer):
+    from seqrec_cli import models
+    from seqrec_cli.config.schema import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig, TrainerConfig
+    from seqrec_cli.data import load
+
+    cfg = TrainConfig(
+        dataset=DatasetConfig(
+            name="synthetic",
+            source="synthetic",
+            min_user_count=1,
+            min_item_count=1,
+            use_cache=False,
+            synthetic=SyntheticConfig(n_users=60, n_items=25, mean_length=8),
+        ),
+        model=ModelConfig(embedding_dim=8, max_len=6),
+        encoder=EncoderConfig(name="gru", num_layers=1, dropout=0.0),
+        trainer=TrainerConfig(progress=False, device="cpu", **trainer),
+    )
+    validate(cfg)
+    splits, _ = load(cfg.dataset)
+    torch.manual_seed(0)
+    return cfg, splits, models.build(cfg.model, cfg.encoder, splits.data.n_items)
+
+
+def _fit(cfg, splits, model, run_dir):
+    from seqrec_cli.training.trainer import FitContext, fit
+
+    return fit(model, splits, cfg, torch.device("cpu"), FitContext(run_dir))
+
+
+def test_fit_ends_with_the_best_epoch_s_weights_not_the_last(tmp_path):
+    """min_delta 1.0: only the first evaluation is a new best; three epochs later the model must hold epoch 1."""
+    cfg, splits, model = _tiny(tmp_path, max_epochs=3, patience=100, min_delta=1.0)
+    result = _fit(cfg, splits, model, tmp_path)
+    best, last = (load_checkpoint(tmp_path / "checkpoints" / n) for n in ("best.pt", "last.pt"))
+    assert result.state.best_epoch == 1 and best["epoch"] == 1 and result.state.epoch == 3
+    assert all(torch.equal(v, best["model"][k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, last["model"][k]) for k, v in model.state_dict().items())
+    assert not result.stopped_early
+
+
+def test_patience_and_eval_every_decide_when_training_stops(tmp_path):
+    """Evaluations at epochs 2, 4, 6 (eval_every 2); epoch 2 is the only best, patience 2: stop after 6."""
+    cfg, splits, model = _tiny(tmp_path, max_epochs=20, patience=2, min_delta=1.0, eval_every=2)
+    result = _fit(cfg, splits, model, tmp_path)
+    evaluated = [r["epoch"] for r in result.state.history if "valid/ndcg@10" in r]
+    assert evaluated == [2, 4, 6] and result.state.epoch == 6 and result.stopped_early
+    assert result.state.best_epoch == 2 and result.state.bad_evals == 2
+
+
+@pytest.mark.parametrize("clip", [1e-3, None])
+def test_grad_clip_norm_bounds_the_step(tmp_path, clip):
+    """Plain SGD with lr 1: one step moves the weights by exactly the (clipped) gradient norm."""
+    cfg, splits, model = _tiny(tmp_path, max_epochs=1, limit_batches=1, grad_clip_norm=clip)
+    cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay = "sgd", 1.0, 0.0, 0.0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _fit(cfg, splits, model, tmp_path)
+    moved = torch.sqrt(sum(((v - before[k]) ** 2).sum() for k, v in model.state_dict().items()))
+    if clip:
+        assert moved <= clip * (1 + 1e-4)
+    else:
+        assert moved > 100 * 1e-3  # unclipped, the same step is far larger: the bound above is the clip's doing
