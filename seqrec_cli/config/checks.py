@@ -51,9 +51,15 @@ def metric_names(ks: List[int]) -> List[str]:
 
 def validate(cfg: TrainConfig) -> None:
     """Reject values that are well-typed but impossible, naming the key and what is allowed."""
-    d, m, e, o, t, ev = cfg.dataset, cfg.model, cfg.encoder, cfg.optimizer, cfg.trainer, cfg.eval
-    validate_dataset(d)
-    s = d.synthetic
+    validate_dataset(cfg.dataset)
+    _validate_synthetic(cfg.dataset.synthetic)
+    _validate_model(cfg)
+    _validate_loss_and_optimizer(cfg)
+    _validate_trainer(cfg)
+    validate_schedule(cfg)
+
+
+def _validate_synthetic(s: Any) -> None:
     require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
     require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")
     require(s.min_length >= 3, "dataset.synthetic.min_length", s.min_length, "an integer >= 3")
@@ -69,6 +75,10 @@ def validate(cfg: TrainConfig) -> None:
         s.sequential_strength,
         "a number in [0, 1]",
     )
+
+
+def _validate_model(cfg: TrainConfig) -> None:
+    m, e = cfg.model, cfg.encoder
     require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "an integer > 0")
     require(m.max_len > 0, "model.max_len", m.max_len, "an integer > 0")
     require(m.init_std > 0, "model.init_std", m.init_std, "a number > 0")
@@ -108,6 +118,10 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(e, key)
         require(value is None or value > 0, f"encoder.{key}", value, "null or an integer > 0")
     require(0.0 <= e.dropout < 1.0, "encoder.dropout", e.dropout, "a number in [0, 1)")
+
+
+def _validate_loss_and_optimizer(cfg: TrainConfig) -> None:
+    o = cfg.optimizer
     require_choice("loss.name", cfg.loss.name, LOSSES)
     require(cfg.loss.n_negatives > 0, "loss.n_negatives", cfg.loss.n_negatives, "an integer > 0")
     require_choice("loss.sampling", cfg.loss.sampling, NEGATIVE_SAMPLING)
@@ -123,6 +137,10 @@ def validate(cfg: TrainConfig) -> None:
         "two numbers in [0, 1)",
     )
     require(o.momentum >= 0, "optimizer.momentum", o.momentum, "a number >= 0")
+
+
+def _validate_trainer(cfg: TrainConfig) -> None:
+    t, ev = cfg.trainer, cfg.eval
     require(t.max_epochs > 0, "trainer.max_epochs", t.max_epochs, "an integer > 0")
     require(t.patience >= 0, "trainer.patience", t.patience, "an integer >= 0")
     require(t.eval_every > 0, "trainer.eval_every", t.eval_every, "an integer > 0")
@@ -149,8 +167,9 @@ def validate(cfg: TrainConfig) -> None:
     require_choice("logger.name", cfg.logger.name, LOGGERS)
     for name in cfg.logger.use:
         require_choice(f"logger.use.{name}", name, LOGGERS)
-    require(all(isinstance(t, str) and t.strip() for t in cfg.tags), "tags", cfg.tags, "a list of non-empty labels")
-    validate_schedule(cfg)
+    require(
+        all(isinstance(tag, str) and tag.strip() for tag in cfg.tags), "tags", cfg.tags, "a list of non-empty labels"
+    )
 
 
 def validate_schedule(cfg: TrainConfig) -> None:

@@ -88,20 +88,11 @@ class TimeWindow:
         return {"min_time": self.min_time, "max_time": self.max_time, "low": self.low, "high": self.high}
 
 
-def kcore_mask(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) -> tuple[np.ndarray, int]:
-    """Rows that survive iterated minimum-count filters, and how many rounds it took.
+def _kcore(u: np.ndarray, i: np.ndarray, keep: np.ndarray, min_user: int, min_item: int) -> tuple[np.ndarray, int]:
+    """Rows that survive iterated minimum-count filters (from, not modifying, `keep`), and the rounds it took.
 
     Dropping rare items can push a user under the minimum and vice versa, so the two filters are
-    repeated until neither removes anything (a fixed point).
-    """
-    u_codes = pd.factorize(users)[0]
-    i_codes = pd.factorize(items)[0]
-    keep = np.ones(len(users), dtype=bool)
-    return _kcore(u_codes, i_codes, keep, min_user, min_item)
-
-
-def _kcore(u: np.ndarray, i: np.ndarray, keep: np.ndarray, min_user: int, min_item: int) -> tuple[np.ndarray, int]:
-    """`kcore_mask` on integer codes, starting from (and not modifying) an existing keep-mask."""
+    repeated until neither removes anything (a fixed point)."""
     keep = keep.copy()
     n_u, n_i = int(u.max(initial=-1)) + 1, int(i.max(initial=-1)) + 1
     rounds = 0
@@ -163,10 +154,41 @@ def time_order(user_rank: np.ndarray, times: Optional[np.ndarray]) -> np.ndarray
     return np.argsort(key, kind="stable")
 
 
+@dataclass
+class _Filtering:
+    """The events as integer codes in time order, and which of them are still kept: what every
+    preprocessing step reads and narrows, and the summary each step appends its counts to."""
+
+    ur: np.ndarray
+    ir: np.ndarray
+    keep: np.ndarray
+    n_users: int
+    n_items: int
+    summary: dict
+
+    def record(self, step: str, label: str, **settings: object) -> dict:
+        """Append the counts after `step`; stop with a clear sentence when nothing is left."""
+        rows = np.flatnonzero(self.keep)
+        counts = {
+            "users": int(np.count_nonzero(np.bincount(self.ur[rows], minlength=self.n_users))),
+            "items": int(np.count_nonzero(np.bincount(self.ir[rows], minlength=self.n_items))),
+            "interactions": int(len(rows)),
+        }
+        before = self.summary["steps"][-1] if self.summary["steps"] else self.summary["raw"]
+        self.summary["steps"].append({"step": step, **settings, **counts})
+        if counts["interactions"] == 0:
+            raise UserError(
+                f"No interactions are left after {label} (before it: {before['users']} users, "
+                f"{before['items']} items, {before['interactions']} interactions): relax that setting."
+            )
+        return counts
+
+
 def build_interactions(
     events: pd.DataFrame,
     min_user_count: int,
     min_item_count: int,
+    *,
     min_rating: Optional[float] = None,
     dedup: str = "all",
     max_history: Optional[int] = None,
@@ -179,115 +201,77 @@ def build_interactions(
     cap of each history to its most recent `max_history` events; iterated k-core on users and
     items. The cap comes before the k-core so that the final data really has the minimum counts.
     """
-    users, items = events["user"].to_numpy(), events["item"].to_numpy()
     times = events["time"].to_numpy() if "time" in events else None
-    ur, user_ids = _id_codes(users)
-    ir, item_ids = _id_codes(items)
-    n_u, n_i = len(user_ids), len(item_ids)
-    summary: dict = {"raw": {"users": n_u, "items": n_i, "interactions": len(ur)}, "steps": []}
-    del users, items
+    ur, user_ids = _id_codes(events["user"].to_numpy())
+    ir, item_ids = _id_codes(events["item"].to_numpy())
+    raw = {"users": len(user_ids), "items": len(item_ids), "interactions": len(ur)}
+    f = _Filtering(ur, ir, np.ones(len(ur), dtype=bool), len(user_ids), len(item_ids), {"raw": raw, "steps": []})
+    _window_and_rating(f, events, times, time_window, min_rating)
+    order = time_order(f.ur, times)
+    f.ur, f.ir, f.keep = f.ur[order], f.ir[order], f.keep[order]
+    times = times[order] if times is not None else None
+    del order
+    if dedup in DEDUP_KEEP:
+        rows = np.flatnonzero(f.keep)
+        pair = f.ur[rows].astype(np.int64) * f.n_items + f.ir[rows]
+        f.keep[rows[pd.Series(pair, copy=False).duplicated(keep=DEDUP_KEEP[dedup]).to_numpy()]] = False
+        f.record("dedup", f"dataset.dedup={dedup}", setting=dedup)
+    if max_history is not None:
+        _cap_history(f, max_history)
+    f.keep, rounds = _kcore(f.ur, f.ir, f.keep, min_user_count, min_item_count)
+    label = f"the k-core filter (dataset.min_user_count={min_user_count}, dataset.min_item_count={min_item_count})"
+    limits = {"min_user_count": min_user_count, "min_item_count": min_item_count}
+    counts = f.record("kcore", label, **limits, rounds=rounds)
+    f.summary["filtered"] = {**counts, **limits, "kcore_rounds": rounds}
+    return _renumber(f, times, user_ids, item_ids), f.summary
 
-    keep = np.ones(len(ur), dtype=bool)
-    if time_window is not None:
+
+def _window_and_rating(
+    f: _Filtering,
+    events: pd.DataFrame,
+    times: Optional[np.ndarray],
+    window: Optional[TimeWindow],
+    min_rating: Optional[float],
+) -> None:
+    if window is not None:
         if times is None:
             raise UserError("dataset.min_time / max_time are set but the data has no timestamps (dataset.time_col).")
-        keep &= time_window.mask(times)
-        _record(summary, "time_window", time_window.label(), ur, ir, keep, n_u, n_i, **time_window.settings())
+        f.keep &= window.mask(times)
+        f.record("time_window", window.label(), **window.settings())
     if min_rating is not None:
         if "rating" not in events:
             raise UserError("dataset.min_rating is set but the data has no rating column (dataset.rating_col).")
-        keep &= events["rating"].to_numpy() >= min_rating
-        _record(summary, "min_rating", f"dataset.min_rating={min_rating}", ur, ir, keep, n_u, n_i, setting=min_rating)
+        f.keep &= events["rating"].to_numpy() >= min_rating
+        f.record("min_rating", f"dataset.min_rating={min_rating}", setting=min_rating)
 
-    order = time_order(ur, times)
-    ur, ir, keep = ur[order], ir[order], keep[order]
-    times = times[order] if times is not None else None
-    del order
 
-    if dedup in DEDUP_KEEP:
-        rows = np.flatnonzero(keep)
-        pair = ur[rows].astype(np.int64) * n_i + ir[rows]
-        repeated = pd.Series(pair, copy=False).duplicated(keep=DEDUP_KEEP[dedup]).to_numpy()
-        keep[rows[repeated]] = False
-        del pair, rows
-        _record(summary, "dedup", f"dataset.dedup={dedup}", ur, ir, keep, n_u, n_i, setting=dedup)
+def _cap_history(f: _Filtering, max_history: int) -> None:
+    """Keep each user's most recent `max_history` kept events (the events are in time order)."""
+    rows = np.flatnonzero(f.keep)
+    counts = np.bincount(f.ur[rows], minlength=f.n_users)
+    first = np.cumsum(counts) - counts
+    from_end = counts[f.ur[rows]] - (np.arange(len(rows)) - first[f.ur[rows]])
+    f.keep[rows[from_end > max_history]] = False
+    f.record("max_history", f"dataset.max_history={max_history}", setting=max_history)
 
-    if max_history is not None:
-        rows = np.flatnonzero(keep)
-        counts = np.bincount(ur[rows], minlength=n_u)
-        first = np.cumsum(counts) - counts
-        from_end = counts[ur[rows]] - (np.arange(len(rows)) - first[ur[rows]])
-        keep[rows[from_end > max_history]] = False
-        del rows, from_end
-        _record(
-            summary, "max_history", f"dataset.max_history={max_history}", ur, ir, keep, n_u, n_i, setting=max_history
-        )
 
-    keep, rounds = _kcore(ur, ir, keep, min_user_count, min_item_count)
-    counts = _record(
-        summary,
-        "kcore",
-        f"the k-core filter (dataset.min_user_count={min_user_count}, dataset.min_item_count={min_item_count})",
-        ur,
-        ir,
-        keep,
-        n_u,
-        n_i,
-        min_user_count=min_user_count,
-        min_item_count=min_item_count,
-        rounds=rounds,
-    )
-    summary["filtered"] = {
-        **counts,
-        "min_user_count": min_user_count,
-        "min_item_count": min_item_count,
-        "kcore_rounds": rounds,
-    }
-
-    rows = np.flatnonzero(keep) if not keep.all() else None
-    if rows is not None:
+def _renumber(f: _Filtering, times: Optional[np.ndarray], user_ids: np.ndarray, item_ids: np.ndarray) -> Interactions:
+    """The kept events with dense ids: ranks are already in id order, so a cumulative count keeps it."""
+    ur, ir = f.ur, f.ir
+    if not f.keep.all():
+        rows = np.flatnonzero(f.keep)
         ur, ir = ur[rows], ir[rows]
         times = times[rows] if times is not None else None
-    # Renumber the survivors: ranks are already in id order, so a cumulative count keeps it.
-    u_present = np.bincount(ur, minlength=n_u) > 0
-    i_present = np.bincount(ir, minlength=n_i) > 0
+    u_present = np.bincount(ur, minlength=f.n_users) > 0
+    i_present = np.bincount(ir, minlength=f.n_items) > 0
     new_item = (np.cumsum(i_present) - i_present + 1).astype(np.int32)  # 1-based; 0 is padding
-    user_counts = np.bincount(ur, minlength=n_u)[u_present]
+    user_counts = np.bincount(ur, minlength=f.n_users)[u_present]
     offsets = np.zeros(len(user_counts) + 1, dtype=np.int64)
     np.cumsum(user_counts, out=offsets[1:])
-    inter = Interactions(
+    return Interactions(
         offsets=offsets,
         items=new_item[ir],
         times=times,
         user_ids=user_ids[u_present],
         item_ids=item_ids[i_present],
     )
-    return inter, summary
-
-
-def _record(
-    summary: dict,
-    step: str,
-    label: str,
-    ur: np.ndarray,
-    ir: np.ndarray,
-    keep: np.ndarray,
-    n_u: int,
-    n_i: int,
-    **settings: object,
-) -> dict:
-    """Append the counts after `step`; stop with a clear sentence when nothing is left."""
-    rows = np.flatnonzero(keep)
-    counts = {
-        "users": int(np.count_nonzero(np.bincount(ur[rows], minlength=n_u))),
-        "items": int(np.count_nonzero(np.bincount(ir[rows], minlength=n_i))),
-        "interactions": int(len(rows)),
-    }
-    before = summary["steps"][-1] if summary["steps"] else summary["raw"]
-    summary["steps"].append({"step": step, **settings, **counts})
-    if counts["interactions"] == 0:
-        raise UserError(
-            f"No interactions are left after {label} (before it: {before['users']} users, "
-            f"{before['items']} items, {before['interactions']} interactions): relax that setting."
-        )
-    return counts
