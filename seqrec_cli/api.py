@@ -143,11 +143,6 @@ def _prepare(
         summary["interactions"],
         summary["split"]["train_only_users"],
     )
-    if len(splits.valid) == 0:
-        raise UserError(
-            "No user has the three interactions leave-one-out needs (train, validation, test) after "
-            "filtering: use a larger dataset or lower dataset.min_user_count."
-        )
     inter = splits.data
     fingerprint = checkpoint.data_fingerprint(inter.n_users, inter.item_ids.tolist(), inter.offsets, inter.items)
     side = side_inputs(inter, splits.train_end, cfg.encoder.time_features == "gap", cfg.model.user_embedding)
