@@ -36,8 +36,7 @@ def target_ranks(
         )
         scores.scatter_(1, targets[:, None], target_scores)
     # Comparisons are written into a float buffer and summed: a CPU reduction over a bool tensor
-    # is several times slower (1,024 x 12,101 scores, one core: 0.17 s -> 0.05 s per batch with
-    # the tie pass below). Sums of 0/1 are exact in float32 up to 2**24 columns.
+    # is several times slower (docs/PERFORMANCE.md). Sums of 0/1 are exact in float32 up to 2**24 columns.
     if buffer is None or scores.shape[1] >= 2**24:
         buffer = torch.empty(
             scores.shape, dtype=torch.float32 if scores.shape[1] < 2**24 else torch.float64, device=scores.device

@@ -118,9 +118,7 @@ class Scorer:
 
 
 # Rows per score chunk on a CPU: about this many bytes of scores, so that the block is still in
-# cache when it is compared with the targets. Amazon Beauty (12,101 items: 86-row chunks), one
-# attention validation pass on 2 threads: 735 ms with 1,024-row blocks, 540 ms with 4 MB ones
-# (2 MB: 560 ms, 8 MB: 550 ms, 16 MB: 620 ms; medians of 5).
+# cache when it is compared with the targets (the sizes tried are in docs/PERFORMANCE.md).
 SCORE_CHUNK_BYTES = 4 * 2**20
 
 
@@ -141,7 +139,7 @@ def rank_all(inputs: EvalInputs, scorer: Scorer, batch_size: int) -> np.ndarray:
     device = inputs.items.device
     chunk = min(score_chunk_rows(n_items, device, batch_size), max(s.stop - s.start for s in slices))
     # Two [chunk, n_items] buffers reused by every chunk: a fresh tensor per chunk costs its page
-    # faults each time on a CPU (1,024 x 12,101 scores and rank counts, one core: 100 ms -> 57 ms).
+    # faults each time on a CPU (measured in docs/PERFORMANCE.md).
     score_buf = torch.empty(chunk, n_items, device=device)
     count_buf = torch.empty(chunk, n_items, device=device)
     sorted_ranks = torch.empty(len(inputs), dtype=torch.int64, device=device)  # read back once
