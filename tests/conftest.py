@@ -43,3 +43,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     return SHARED_DATA
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_valid_png(path: Path) -> None:
+    """A real, non-empty image: PNG signature, a size, and (with matplotlib) decodable pixels."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 1000, path
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 100 and height > 100
+    image = pytest.importorskip("matplotlib.image").imread(path)
+    assert image.shape[:2] == (height, width) and image.std() > 0  # not a blank canvas

@@ -9,8 +9,6 @@ warning under `on_unknown=skip`.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import sys
 from pathlib import Path
@@ -27,10 +25,10 @@ from seqrec_cli.config.registry import CONFIG_PATH
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
+from seqrec_cli.io.artifacts import write_csv
 from seqrec_cli.evaluation.inference import top_k
 from seqrec_cli.reporting.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.serving.explain import explain_histories
-from seqrec_cli.io.artifacts import write_text_atomic
 
 log = logging.getLogger("seqrec_cli")
 
@@ -87,7 +85,7 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
     )
     rows = _rows(run, labels, top.items, top.scores, reasons)
     if cfg.out:
-        write_csv(Path(cfg.out).expanduser(), rows)
+        write_csv(Path(cfg.out).expanduser(), rows, first_columns=() if rows else ("user", "rank", "item", "score"))
     show_recommendations(rows, cfg.k, limit=SHOW_AT_MOST if cfg.out else None)
     if cfg.out:
         log.info("Wrote %d recommendations for %d histories to %s", len(rows), len(histories), cfg.out)
@@ -170,15 +168,6 @@ def read_ids_file(path: str) -> list[str]:
     if not ids:
         raise UserError(f"users_file {path} holds no user ids.")
     return ids
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    columns = list(rows[0]) if rows else ["user", "rank", "item", "score"]
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
 
 
 def show_recommendations(

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from seqrec_cli.config.convert import flat_dict
 from seqrec_cli.errors import UserError
-from seqrec_cli.io.artifacts import plot_runs, write_text_atomic
+from seqrec_cli.io.artifacts import plot_runs, write_csv
 from seqrec_cli.io.console import console_handler
 
 log = logging.getLogger("seqrec_cli")
@@ -120,10 +120,11 @@ def find_runs(roots: Sequence[Path]) -> list[Path]:
             ", ".join(map(str, rejected)),
         )
     unique = list(dict.fromkeys(p.resolve() for p in found))
-    return sorted(unique, key=lambda p: _natural_key(str(p)))
+    return sorted(unique, key=lambda p: natural_key(str(p)))
 
 
-def _natural_key(text: str) -> list[Any]:
+def natural_key(text: str) -> list[Any]:
+    """Sort key: numbers as numbers, so job 10 comes after job 9."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -212,7 +213,7 @@ def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], widt
     distinct = {k: {json.dumps(r.get(k), default=str) for r in rows} for k in candidates}
     varying = [k for k in candidates if len(distinct[k]) > 1]
     shared = [
-        f"{titles.get(k, k)}={_cell(rows[0].get(k))}"
+        f"{titles.get(k, k)}={cell(rows[0].get(k))}"
         for k in candidates
         if len(distinct[k]) == 1 and rows[0].get(k) is not None
     ]
@@ -223,7 +224,7 @@ def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], widt
     optional = [*(k for k in ALWAYS_SHOWN if k not in same), *varying, "tags", *same, "best_epoch", "sec"]
     kept = _fit(columns, optional, width) if width else set(columns)
     # A column every run shares moves to the caption rather than vanishing.
-    shared[:0] = [f"{titles[k]}={_cell(rows[0].get(k))}" for k in same if k not in kept]
+    shared[:0] = [f"{titles[k]}={cell(rows[0].get(k))}" for k in same if k not in kept]
     left_out = [
         columns[k].title.replace("\n", " ") for k in optional if k in columns and k not in kept and k not in same
     ]
@@ -268,13 +269,13 @@ def _columns(
     columns = {"run": _Column("run", labels, "left")}
     for key in [*ALWAYS_SHOWN, *varying]:
         justify = "left" if key in ALWAYS_SHOWN else "right"
-        columns[key] = _Column(setting_title(key), [_cell(r.get(key)) for r in rows], justify)
+        columns[key] = _Column(setting_title(key), [cell(r.get(key)) for r in rows], justify)
     if any(r.get("tags") for r in rows):
-        columns["tags"] = _Column("tags", [_cell(r.get("tags")) for r in rows], "left")
-    columns["best_epoch"] = _Column("best\nepoch", [_cell(r["best_epoch"]) for r in rows])
+        columns["tags"] = _Column("tags", [cell(r.get("tags")) for r in rows], "left")
+    columns["best_epoch"] = _Column("best\nepoch", [cell(r["best_epoch"]) for r in rows])
     for key in TABLE_METRICS:
-        columns[key] = _Column(key.replace("/", "\n"), [_cell(r.get(key), ".4f") for r in rows])
-    columns["sec"] = _Column("sec", [_cell(r["total_seconds"], ".1f") for r in rows])
+        columns[key] = _Column(key.replace("/", "\n"), [cell(r.get(key), ".4f") for r in rows])
+    columns["sec"] = _Column("sec", [cell(r["total_seconds"], ".1f") for r in rows])
     return columns
 
 
@@ -308,20 +309,13 @@ def _table(n_runs: int, columns: Sequence[_Column], caption: Optional[str]) -> T
     return table
 
 
-def _cell(value: Any, fmt: str = "") -> str:
+def cell(value: Any, fmt: str = "") -> str:
+    """A table cell: "-" for a missing value, numbers in `fmt`."""
     if value is None:
         return "-"
     if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
         return format(value, fmt)
     return str(value)
-
-
-def write_report_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    write_text_atomic(path, buf.getvalue())
 
 
 def build_report(
@@ -338,7 +332,7 @@ def build_report(
     rows = report_rows(runs)
     console = console or Console()
     console.print(report_table(runs, rows, console.width))
-    write_report_csv(out_dir / "report.csv", rows)
+    write_csv(out_dir / "report.csv", rows)
     log.info("Wrote %s", out_dir / "report.csv")
     curves = {_legend(r): r.history for r in runs if r.history}
     if not curves:

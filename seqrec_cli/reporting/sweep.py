@@ -26,6 +26,7 @@ from rich.table import Table
 
 from seqrec_cli.io.artifacts import write_csv, write_json
 from seqrec_cli.io.console import stdout_console
+from seqrec_cli.reporting.report import cell, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     (a job refused before training has no `.hydra/`; `SweepSummary.on_job_end` kept its overrides)."""
     rows = []
     found = {p.parent for name in (".hydra", "error.json") for p in sweep_dir.rglob(name)} - {sweep_dir}
-    for job_dir in sorted(found, key=lambda p: _job_sort_key(p, sweep_dir)):
+    for job_dir in sorted(found, key=lambda p: natural_key(str(p.relative_to(sweep_dir)))):
         overrides = _job_overrides(job_dir)
         row: dict[str, Any] = {
             "job": str(job_dir.relative_to(sweep_dir)),
@@ -122,11 +123,6 @@ def _job_overrides(job_dir: Path) -> list[str]:
         return []
 
 
-def _job_sort_key(job_dir: Path, root: Path) -> tuple:
-    parts = job_dir.relative_to(root).parts
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
-
-
 def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished jobs by objective (best first, NaN last), failed jobs after them; marks the best."""
 
@@ -163,24 +159,16 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         varying = " ".join(o for o in overrides if o not in common)
         if row["status"] == "ok":
             cells = [
-                _fmt(row.get("best_epoch")),
-                _fmt(row.get("objective")),
-                _fmt(row.get("test/ndcg@10")),
-                _fmt(row.get("test/hr@10")),
-                _fmt(row.get("seconds"), 1),
+                cell(row.get("best_epoch")),
+                cell(row.get("objective"), ".4f"),
+                cell(row.get("test/ndcg@10"), ".4f"),
+                cell(row.get("test/hr@10"), ".4f"),
+                cell(row.get("seconds"), ".1f"),
             ]
         else:
             cells = ["-"] * 5
         table.add_row("★" if row.get("best") else "", row["job"], varying, row["status"], *cells)
     return table
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def summarize(sweep_dir: Path, console: Optional[Console] = None) -> list[dict[str, Any]]:

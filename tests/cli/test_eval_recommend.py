@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import assert_valid_png, run_cli
 from seqrec_cli.config.schema import SyntheticConfig
 from seqrec_cli.data.synthetic import generate_events
 from seqrec_cli.training.checkpoint import load_checkpoint
-from test_postrun import assert_valid_png
 
 
 def files_under(root: Path) -> set[str]:

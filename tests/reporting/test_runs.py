@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_valid_png
 import torch
 
 from seqrec_cli.training.checkpoint import load_checkpoint
@@ -33,16 +34,6 @@ from seqrec_cli.io.artifacts import plot_runs
 from seqrec_cli.training.trainer import FitContext, fit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_valid_png(path: Path) -> None:
-    """A real, non-empty image: PNG signature, a size, and (with matplotlib) decodable pixels."""
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and len(data) > 1000, path
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width > 100 and height > 100
-    image = pytest.importorskip("matplotlib.image").imread(path)
-    assert image.shape[:2] == (height, width) and image.std() > 0  # not a blank canvas
 
 
 def tiny_model(n_items=12, name="gru", max_len=6):
