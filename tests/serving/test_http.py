@@ -256,9 +256,11 @@ def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "seqrec_cli.cli.serve", f"bundle={tampered}", "port=0"],
         cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    assert "model.onnx does not match its SHA-256" in result.stderr and "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "model.onnx does not match its SHA-256" in said and "Traceback" not in said
