@@ -6,6 +6,7 @@
    POST Lua script asking `{"user": id, "k": 10}` for users drawn from the bundle, `--duration`
    seconds per level of connections: requests/s, p50/p95/p99 latency, errors (non-2xx and socket),
    the server's RSS after the level, and the load average, since the machine may be shared.
+3. `--parity`: bundles against seqrec-recommend for every encoder variant (scripts/serve_parity.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from serve_parity import add_parity, run_parity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,9 +59,12 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=200, help="forward passes per latency figure")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    add_parity(parser)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.parity:
+        return run_parity(args)
     if not (args.run_dir or args.bundle):
         print("Give --run-dir (a finished run) or --bundle.", file=sys.stderr)
         return 2
