@@ -138,11 +138,12 @@ def _dynamic_rnn_loops() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_exporters() -> Iterator[None]:
-    """The exporters log every graph pass at INFO and warn about options this graph does not use."""
+    """The exporters log every graph pass at INFO and warn about options this graph does not use
+    (and, on every export, that torchvision's operators are skipped when it is not installed)."""
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.WARNING)
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
