@@ -162,3 +162,27 @@ def test_the_parity_check_catches_a_changed_score_or_order():
     assert "score at rank 4" in disagreement(items, scores, items, [3.0, 2.0, 2.000001, 1.001])
     assert disagreement(items, scores, items[:3], scores[:3]) == "4 items vs 3"
     assert disagreement(items, scores, ["a", "b", "c", "e"], scores) is None  # the last group may be cut
+
+
+def test_a_pt2_archive_with_a_pickled_payload_is_refused(tmp_path_factory, tmp_path):
+    import zipfile
+
+    from seqrec_cli.serving.engine import ExportedSession
+
+    source = bundle(tmp_path_factory, "attention", "pt2") / "model.pt2"
+    ExportedSession(source, 1)  # the real archive loads
+    flagged = tmp_path / "model.pt2"
+    marked = 0
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(flagged, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith(".json") and "/weights/" in info.filename and not marked:
+                config = json.loads(data)
+                for entry in config["config"].values():
+                    entry["use_pickle"] = True
+                    marked += 1
+                data = json.dumps(config).encode()
+            dst.writestr(info, data)
+    assert marked, "the archive has no weights config to flag"
+    with pytest.raises(UserError, match="holds a pickled payload"):
+        ExportedSession(flagged, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from serving_support import bundle
+from serving_support import bundle, trained_runs
 from test_serving_bundle import bundle_top_for_history
 
 fastapi = pytest.importorskip("fastapi")
@@ -135,9 +135,9 @@ def test_messages_name_the_problem(tmp_path_factory):
 class Server:
     """`python -m seqrec_cli.cli.serve` on a free 127.0.0.1 port; always stopped by the test."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None) -> None:
         self.log = cwd / f"serve-{time.monotonic_ns()}.log"
-        env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "seqrec_cli.cli.serve", "port=0", *args],
             cwd=cwd,
@@ -187,8 +187,8 @@ class Server:
 def server_factory(tmp_path):
     servers: list[Server] = []
 
-    def start(*args: str) -> Server:
-        servers.append(Server(list(args), tmp_path))
+    def start(*args: str, env: dict | None = None) -> Server:
+        servers.append(Server(list(args), tmp_path, env))
         return servers[-1]
 
     yield start
@@ -246,6 +246,27 @@ def test_the_server_answers_reloads_without_dropping_requests_and_stops(tmp_path
     assert server.call("/health")[1]["reloads"] == 2
     assert server.stop() == 0  # SIGTERM: a graceful shutdown
     assert "Finished server process" in server.log.read_text()
+
+
+def test_run_dir_is_exported_on_the_fly_and_its_temporary_bundle_removed_at_stop(
+    tmp_path_factory, tmp_path, server_factory
+):
+    run = trained_runs(tmp_path_factory, ("attention",))["attention"]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = server_factory(f"run={run}", env={"TMPDIR": str(scratch)})
+    server.wait_ready()
+
+    def exported() -> list[Path]:  # torch's own caches may go to TMPDIR too
+        return [p for p in scratch.iterdir() if p.name.startswith("seqrec-serve-")]
+
+    assert exported() and server.call("/metadata")[1]["source_run"]["path"] == str(run)
+    b = open_bundle(bundle(tmp_path_factory, "attention"))  # the same run, exported in this process
+    history = [str(b.item_ids[r]) for r in b.histories.of(2)[0]]
+    status, answer = server.call("/recommend", {"history": history, "k": 5})
+    assert status == 200 and [str(i["item"]) for i in answer["items"]] == bundle_top_for_history(b.path, history, 5)
+    assert server.stop() == 0
+    assert not exported()  # the temporary bundle is gone
 
 
 def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
