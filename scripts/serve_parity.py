@@ -144,10 +144,13 @@ def compare(run: Path, bundle: Path, n_users: int = 1000, k: int = 10, tol: floa
     return result
 
 
-def train(dataset: str, variant: str, out: Path, data: Path = DATA, epochs: int = 1, timeout: int = 1800) -> float:
-    """A short real seqrec-train run of `variant` on `dataset` into `out`; returns its seconds."""
+def train(
+    dataset: str, variant: str, out: Path, data: Path = DATA, epochs: int = 1, extra: Sequence[str] = ()
+) -> float:
+    """A short real seqrec-train run of `variant` on `dataset` into `out` (`extra`: more overrides);
+    returns its seconds."""
     overrides = [o.format(data=data) for o in DATASETS[dataset]] + VARIANTS[variant]
-    args = [*overrides, *TRAIN, f"trainer.max_epochs={epochs}", f"hydra.run.dir={out}"]
+    args = [*overrides, *TRAIN, f"trainer.max_epochs={epochs}", *extra, f"hydra.run.dir={out}"]
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "seqrec_cli.cli.train", *args],
@@ -155,7 +158,7 @@ def train(dataset: str, variant: str, out: Path, data: Path = DATA, epochs: int 
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=3600,
     )
     if result.returncode != 0:
         raise RuntimeError(f"seqrec-train {' '.join(args)} failed:\n{result.stderr[-3000:]}")
