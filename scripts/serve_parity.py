@@ -8,7 +8,7 @@ function, as the command runs it) with the bundle's (all users in one forward pa
 Two lists agree when their scores are within `tol` position by position and they hold the same
 items in the same order wherever neighbouring scores differ by more than `tol` (near-ties may
 swap; a tie group cut by the end of the list may hold other members). The slow parity test in
-tests/test_serving_bundle.py runs this same code and asserts on it.
+tests/serving/test_bundle.py runs this same code and asserts on it.
 """
 
 from __future__ import annotations

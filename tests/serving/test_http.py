@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO
 from serving_support import bundle, trained_runs
-from test_serving_bundle import bundle_top_for_history
+from test_bundle import bundle_top_for_history
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
