@@ -6,6 +6,7 @@
    POST Lua script asking `{"user": id, "k": 10}` for users drawn from the bundle, `--duration`
    seconds per level of connections: requests/s, p50/p95/p99 latency, errors (non-2xx and socket),
    the server's RSS after the level, and the load average, since the machine may be shared.
+3. `--parity`: bundles against seqrec-recommend for every encoder variant (scripts/serve_parity.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -26,6 +28,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from serve_parity import add_parity, run_parity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,9 +60,13 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=200, help="forward passes per latency figure")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--skip-forward", action="store_true", help="the load test only")
+    add_parity(parser)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.parity:
+        return run_parity(args)
     if not (args.run_dir or args.bundle):
         print("Give --run-dir (a finished run) or --bundle.", file=sys.stderr)
         return 2
@@ -68,7 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
         path = args.bundle or export(args.run_dir, scratch / "bundle")
-        results = {"forward": forward_latency(path, args.run_dir, args.repeats), "load": []}
+        results = {"forward": [] if args.skip_forward else forward_latency(path, args.run_dir, args.repeats)}
         print_forward(results["forward"])
         results["load"] = load_test(path, args, scratch)
         print_load(results["load"])
@@ -177,28 +185,43 @@ def load_test(path: Path, args: argparse.Namespace, scratch: Path) -> list[dict]
         url = _wait_ready(server, log)
         rows = []
         for connections in [int(c) for c in args.connections.split(",")]:
-            out = subprocess.run(
-                ["wrk", "-t1", f"-c{connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", str(script), url],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
-            seconds = result["duration_us"] / 1e6
-            rows.append(
-                {
-                    "connections": connections,
-                    "requests_per_s": round(result["requests"] / seconds, 1),
-                    **{k: result[k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "non2xx", "socket")},
-                    "server_rss_mb": _rss_mb(server.pid),
-                    "load": load_average(),
-                }
-            )
+            rows.append(_level(url, connections, args.duration, script, server.pid))
             print(rows[-1], flush=True)
         return rows
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _level(url: str, connections: int, duration: int, script: Path, server_pid: int) -> dict:
+    """One wrk run of `duration` s; the CPU time wrk and the server used, as a share of one core,
+    shows whether the load generator or the machine was the limit."""
+    wrk_before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(server_pid)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wrk_after, server_after = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(server_pid)
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    seconds = result["duration_us"] / 1e6
+    wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
+    return {
+        "connections": connections,
+        "requests_per_s": round(result["requests"] / seconds, 1),
+        **{k: result[k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "non2xx", "socket")},
+        "server_rss_mb": _rss_mb(server_pid),
+        "wrk_cpu_pct": round(100 * wrk_cpu / seconds),
+        "server_cpu_pct": round(100 * (server_after - server_before) / seconds),
+        "load": load_average(),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(server: subprocess.Popen, log: Path, timeout: float = 300) -> str:
@@ -226,6 +249,8 @@ def _rss_mb(pid: int) -> float:
 
 
 def print_forward(rows: list[dict]) -> None:
+    if not rows:
+        return
     print("| engine | batch | threads | ms per pass (median) | load average |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -233,10 +258,14 @@ def print_forward(rows: list[dict]) -> None:
 
 
 def print_load(rows: list[dict]) -> None:
-    print("| connections | requests/s | p50 ms | p95 ms | p99 ms | errors | server RSS MB | load average |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| connections | requests/s | p50 ms | p95 ms | p99 ms | errors | server RSS MB | server CPU % | wrk CPU % "
+        "| load average |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['connections']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-            f"{r['non2xx'] + r['socket']} | {r['server_rss_mb']} | {r['load']} |"
+            f"{r['non2xx'] + r['socket']} | {r['server_rss_mb']} | {r['server_cpu_pct']} | {r['wrk_cpu_pct']} | "
+            f"{r['load']} |"
         )

@@ -6,14 +6,16 @@ that needs the attention run reuses the same one.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
+
+sys.path.insert(0, str(REPO / "scripts"))
+from serve_parity import disagreement  # noqa: E402
 
 # Every encoder and both optional inputs. DEFAULT_RUNS are trained for the default suite; the
 # others only when a slow test asks for them.
@@ -70,15 +72,6 @@ def bundle(factory: pytest.TempPathFactory, name: str, fmt: str = "onnx", k_max:
 def assert_same_top(
     eager_items: Sequence, eager_scores: Sequence, items: Sequence, scores: Sequence, tol: float = 1e-5
 ) -> None:
-    """Two top-k lists agree: scores within `tol` position by position, and the same items in the
-    same order wherever neighbouring scores differ by more than `tol` (near-ties may swap; a tie
-    group cut by the end of the list may hold other members)."""
-    eager_scores, scores = np.asarray(eager_scores, np.float64), np.asarray(scores, np.float64)
-    assert len(eager_items) == len(items)
-    np.testing.assert_allclose(scores, eager_scores, atol=tol, rtol=0)
-    start = 0
-    for i in range(1, len(eager_items) + 1):
-        if i == len(eager_items) or eager_scores[i - 1] - eager_scores[i] > tol:
-            if i < len(eager_items):  # a complete group: same members (order only within ties)
-                assert set(map(str, eager_items[start:i])) == set(map(str, items[start:i])), (eager_items, items)
-            start = i
+    """Two top-k lists agree (scripts/serve_parity.py: scores within `tol`, same order beyond near-ties)."""
+    why = disagreement(eager_items, eager_scores, items, scores, tol)
+    assert why is None, (why, list(eager_items), list(items))

@@ -40,13 +40,14 @@ def serve(cfg: ServeAppConfig) -> None:
         raise UserError(
             f"seqrec-serve needs the serve extra ({exc.name} is missing): pip install 'seqrec-cli[serve]'."
         ) from None
-    from seqrec_cli.serving.bundle import export_bundle
     from seqrec_cli.serving.engine import open_bundle
 
     scratch = None
     try:
         path = cfg.bundle
         if cfg.run:
+            from seqrec_cli.serving.bundle import export_bundle  # torch: only to export (bundle= never loads it)
+
             scratch = Path(tempfile.mkdtemp(prefix="seqrec-serve-"))
             path = str(export_bundle(cfg.run, scratch / "bundle"))
         bundle = open_bundle(path, cfg.threads)

@@ -17,7 +17,6 @@ when it holds pickled payloads).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -37,13 +36,11 @@ from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.errors import UserError
 from seqrec_cli.reporting.runs import TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.serving import graph
+from seqrec_cli.serving.files import FORMAT_VERSION, HISTORIES_FILE, ITEMS_FILE, METADATA_FILE, MODEL_FILES, sha256
 from seqrec_cli.io.artifacts import write_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MODEL_FILES = {"onnx": "model.onnx", "pt2": "model.pt2"}
-ITEMS_FILE, HISTORIES_FILE, METADATA_FILE = "items.json", "histories.npz", "metadata.json"
 QUIET_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx", "torch.export", "torch._export")
 VERSIONED_PACKAGES = ("seqrec-cli", "torch", "numpy", "onnx", "onnxruntime", "onnxscript")
 
@@ -141,11 +138,12 @@ def _dynamic_rnn_loops() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_exporters() -> Iterator[None]:
-    """The exporters log every graph pass at INFO and warn about options this graph does not use."""
+    """The exporters log every graph pass at INFO and warn about options this graph does not use
+    (and, on every export, that torchvision's operators are skipped when it is not installed)."""
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.WARNING)
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -223,11 +221,3 @@ def _versions() -> dict[str, Optional[str]]:
         except importlib_metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

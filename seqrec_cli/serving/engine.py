@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from seqrec_cli.errors import UserError
-from seqrec_cli.serving.bundle import FORMAT_VERSION, HISTORIES_FILE, ITEMS_FILE, METADATA_FILE, sha256
+from seqrec_cli.serving.files import FORMAT_VERSION, HISTORIES_FILE, ITEMS_FILE, METADATA_FILE, sha256
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from serving_support import bundle
+from serving_support import bundle, trained_runs
 from test_bundle import bundle_top_for_history
 
 fastapi = pytest.importorskip("fastapi")
@@ -135,9 +135,9 @@ def test_messages_name_the_problem(tmp_path_factory):
 class Server:
     """`python -m seqrec_cli.cli.serve` on a free 127.0.0.1 port; always stopped by the test."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None) -> None:
         self.log = cwd / f"serve-{time.monotonic_ns()}.log"
-        env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "seqrec_cli.cli.serve", "port=0", *args],
             cwd=cwd,
@@ -159,8 +159,9 @@ class Server:
             time.sleep(0.2)
         raise AssertionError(f"server not ready: {self.log.read_text()}")
 
-    def call(self, path: str, body=None) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
+    def call(self, path: str, body=None, raw: bytes | None = None) -> tuple[int, dict]:
+        """(status, JSON answer) of GET `path`, or POST of `body` as JSON (or of the bytes `raw`)."""
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.url + path,
             data=data,
@@ -187,8 +188,8 @@ class Server:
 def server_factory(tmp_path):
     servers: list[Server] = []
 
-    def start(*args: str) -> Server:
-        servers.append(Server(list(args), tmp_path))
+    def start(*args: str, env: dict | None = None) -> Server:
+        servers.append(Server(list(args), tmp_path, env))
         return servers[-1]
 
     yield start
@@ -210,6 +211,16 @@ def test_the_server_answers_reloads_without_dropping_requests_and_stops(tmp_path
     status, batch = server.call("/recommend/batch", {"requests": [{"user": user}, {"history": items, "k": 2}]})
     assert status == 200 and [len(r["items"]) for r in batch["results"]] == [10, 2]
     assert server.call("/metadata")[1]["encoder"]["name"] == "attention"
+
+    # Bad bodies through the real HTTP stack too (those under the body limit: a server answering 413
+    # before reading a body may close the connection while the client still writes it).
+    bodies = bad_bodies(random.Random(1), open_bundle(first).n_items, items[0], user)
+    bodies = [(raw, what) for raw, what in bodies if len(raw) < 500_000]
+    for raw, what in bodies[:80]:
+        status, error = server.call("/recommend", raw=raw)
+        assert 400 <= status < 500 and error["error"], (what, status, error)
+    status, again = server.call("/recommend", {"user": user, "k": 3})  # still serving, the same answer
+    assert status == 200 and [i["item"] for i in again["items"]] == [i["item"] for i in answer["items"]]
 
     # Requests keep flowing while the bundle is swapped: none may fail.
     statuses: list[int] = []
@@ -248,6 +259,27 @@ def test_the_server_answers_reloads_without_dropping_requests_and_stops(tmp_path
     assert "Finished server process" in server.log.read_text()
 
 
+def test_run_dir_is_exported_on_the_fly_and_its_temporary_bundle_removed_at_stop(
+    tmp_path_factory, tmp_path, server_factory
+):
+    run = trained_runs(tmp_path_factory, ("attention",))["attention"]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = server_factory(f"run={run}", env={"TMPDIR": str(scratch)})
+    server.wait_ready()
+
+    def exported() -> list[Path]:  # torch's own caches may go to TMPDIR too
+        return [p for p in scratch.iterdir() if p.name.startswith("seqrec-serve-")]
+
+    assert exported() and server.call("/metadata")[1]["source_run"]["path"] == str(run)
+    b = open_bundle(bundle(tmp_path_factory, "attention"))  # the same run, exported in this process
+    history = [str(b.item_ids[r]) for r in b.histories.of(2)[0]]
+    status, answer = server.call("/recommend", {"history": history, "k": 5})
+    assert status == 200 and [str(i["item"]) for i in answer["items"]] == bundle_top_for_history(b.path, history, 5)
+    assert server.stop() == 0
+    assert not exported()  # the temporary bundle is gone
+
+
 def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
     tampered = tmp_path / "tampered"
     shutil.copytree(bundle(tmp_path_factory, "attention"), tampered)
@@ -256,9 +288,11 @@ def test_a_tampered_bundle_is_refused_at_start(tmp_path_factory, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "seqrec_cli.cli.serve", f"bundle={tampered}", "port=0"],
         cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    assert "model.onnx does not match its SHA-256" in result.stderr and "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "model.onnx does not match its SHA-256" in said and "Traceback" not in said
