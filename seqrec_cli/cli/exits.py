@@ -54,9 +54,11 @@ def check_composition(config_name: str, args: Sequence[str], command: str) -> No
     left to Hydra."""
     if any(a.startswith("-") for a in args):
         return
-    from seqrec_cli.config.registry import compose
+    from seqrec_cli.config.registry import SweepOverride, compose
 
     try:
         compose(config_name, args, command)
+    except SweepOverride:
+        return  # a config that runs as a multirun (hparams_search=...) takes sweep values: Hydra decides
     except UserError as exc:
         user_error_exit(str(exc))

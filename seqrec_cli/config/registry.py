@@ -83,7 +83,15 @@ def compose(config_name: str, overrides: Sequence[str] = (), command: str = "seq
         with init:
             return hydra_compose(config_name, overrides=list(overrides))
     except Exception as exc:  # Hydra and OmegaConf raise many types; all are the overrides' fault here
+        if "--multirun" in str(exc):
+            # A sweep value (a,b / interval(...)): fine where the config itself asks for a multirun
+            # (`hparams_search=...` sets hydra.mode), which only Hydra's launch knows.
+            raise SweepOverride(composition_sentence(exc, command)) from None
         raise UserError(composition_sentence(exc, command)) from None
+
+
+class SweepOverride(UserError):
+    """An override holds sweep syntax, which needs a multirun."""
 
 
 def composition_sentence(exc: BaseException, command: str) -> str:
