@@ -28,7 +28,9 @@ def validate_objective(cfg: TrainConfig) -> None:
         )
     require_choice("encoder.input", e.input, ENCODER_INPUTS)
     if e.input == "one_hot":
-        require(e.name in ("gru", "lstm"), "encoder.input", e.input, f"embedding: encoder={e.name} has no one-hot input")
+        require(
+            e.name in ("gru", "lstm"), "encoder.input", e.input, f"embedding: encoder={e.name} has no one-hot input"
+        )
     require(
         e.embedding_dropout is None or 0.0 <= e.embedding_dropout < 1.0,
         "encoder.embedding_dropout",
