@@ -166,6 +166,11 @@ SUITES = {
         Row("gru_beauty", ["experiment=gru_beauty", "trainer.patience=10"], "amazon-beauty"),
         Row("lstm_beauty", ["experiment=lstm_beauty", "trainer.patience=10"], "amazon-beauty"),
     ],
+    # Issue 21's presets on Amazon Beauty (not yet measured: about an hour or more each here).
+    "beauty-bert": [
+        Row("bert4rec_beauty", ["experiment=bert4rec_beauty"], "amazon-beauty"),
+        Row("gru4rec_beauty", ["experiment=gru4rec_beauty"], "amazon-beauty"),
+    ],
 }
 
 SHOWN = ("hr@10", "ndcg@10", "mrr")
