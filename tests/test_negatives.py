@@ -133,3 +133,14 @@ def test_bpr_max_through_the_sampler_equals_its_score_function_on_in_batch_score
     hit = targets[None, :] == targets[:, None]
     expected = bpr_max_from_scores(scores.diagonal(), scores, hit, 0.5)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gru4rec_losses_share_their_drawn_negatives_across_the_batch():
+    weight, hidden, targets = (x.float() if x.is_floating_point() else x for x in batch(5))
+    cfg = LossConfig(name="top1_max", sampling="popularity", n_negatives=6, popularity_alpha=0.5)
+    loss = build_sampled_loss(cfg, COUNTS, torch.Generator().manual_seed(9))(weight, hidden, targets)
+    drawn = torch.multinomial(sampling_distribution(cfg, COUNTS), 6, True, generator=torch.Generator().manual_seed(9))
+    drawn = drawn + 1  # one set of 6 for every row
+    scores = hidden @ weight[drawn].T
+    expected = top1_max_from_scores((hidden * weight[targets]).sum(1), scores, drawn[None, :] == targets[:, None])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -203,7 +203,7 @@ class LossConfig:
     n_negatives: int = 1
     # sampled_softmax: one set of n_negatives for the whole batch (one matmul), or false: n_negatives
     # drawn for each position (as eSASRec / RecTools do; more distinct negatives per step). bce, gbce
-    # and bpr always draw per position.
+    # and bpr always draw per position; bpr_max and top1_max always share (as GRU4Rec does).
     share_negatives: bool = True
     sampling: str = "uniform"
     # Popularity sampling draws items with probability proportional to count ** alpha.

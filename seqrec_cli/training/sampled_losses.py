@@ -67,9 +67,10 @@ def build_sampled_loss(
     sampler = NegativeSampler(cfg, item_counts, generator)
     n_items, k = len(item_counts) - 1, cfg.n_negatives
     beta = gbce_beta(k, n_items, cfg.gbce_t) if cfg.name == "gbce" else 1.0
-    # Drawn negatives per position, except for sampled softmax with shared negatives (one [n, k]
-    # matmul); in-batch and mixed negatives are always shared by the batch.
-    per_row = not (cfg.name == "sampled_softmax" and cfg.share_negatives)
+    # Drawn negatives per position for BCE / gBCE / BPR (as their papers draw them) and for sampled
+    # softmax with share_negatives=false; one set shared by the batch (one [n, k] matmul) otherwise:
+    # GRU4Rec shares its extra samples across the mini-batch. In-batch and mixed are always shared.
+    per_row = cfg.name in ("bce", "gbce", "bpr") or (cfg.name == "sampled_softmax" and not cfg.share_negatives)
 
     def loss(weight: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         pos = (hidden * weight[targets]).sum(dim=1)
