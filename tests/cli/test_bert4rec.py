@@ -8,10 +8,20 @@ import json
 import pytest
 
 from conftest import run_cli
+from serve_parity import bundle_top, eager_top
 from serving_support import assert_same_top, bundle, trained_runs
 from seqrec_cli.serving.engine import open_bundle
-from test_reliability import SMALL, history_rows
-from test_serving_bundle import bundle_top, eager_top
+
+
+SMALL = ["debug=smoke", "trainer.patience=100"]
+
+
+def history_rows(run_dir):
+    """history.csv without its timing column (as the resume test of training/ compares it)."""
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    for row in rows:
+        row.pop("seconds")
+    return rows
 
 
 @pytest.fixture(scope="module")
