@@ -8,8 +8,8 @@ import json
 import pytest
 
 from conftest import run_cli
-from serve_parity import bundle_top, eager_top
-from serving_support import assert_same_top, bundle, trained_runs
+from serving_support import assert_same_top, bundle, trained_runs  # puts scripts/ on sys.path
+from serve_parity import bundle_top, eager_top  # noqa: I001
 from seqrec_cli.serving.engine import open_bundle
 
 
