@@ -91,6 +91,22 @@ ML100K_BASE = [
     "trainer.patience=10",
     "trainer.seed=42",
 ]
+
+
+def with_overrides(base: list[str], changes: list[str]) -> list[str]:
+    """`base` with the keys that `changes` set replaced by their new values (Hydra refuses a key twice)."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [o for o in base if o.split("=", 1)[0] not in keys] + changes
+
+
+# BERT4Rec on ML-100K: bidirectional attention and the masked objective (mask_prob 0.2, as BERT4Rec
+# used on ML-1M), trained up to 400 epochs with patience 30 (the later ML100K_BASE values win).
+BERT_ML100K = ["encoder=attention", "objective=masked", "objective.mask_prob=0.2"]
+BERT_ML100K_TRAIN = ["trainer.max_epochs=400", "trainer.patience=30"]
+# GRU4Rec's recipe: embedding dropout apart from (lower) hidden-state dropout (a 64-wide state: a
+# 256-wide one was ~10x slower per epoch here under load),
+# with CE or BPR-max (score regularisation; loss.popularity_alpha=0.5 is GRU4Rec's sample_alpha).
+GRU4REC_ML100K = ["encoder=gru", "encoder.embedding_dropout=0.4", "encoder.dropout=0.1"]
 SUITES = {
     "ml-100k": [
         *[
@@ -110,12 +126,52 @@ SUITES = {
             "ml-100k",
         ),
     ],
+    # Issue 21 on ML-100K: BERT4Rec (masked objective; more epochs and patience, since it converges
+    # far more slowly than the causal model), in-batch/mixed negatives, and GRU4Rec's recipe, beside
+    # the causal attention and GRU rows of the same base settings.
+    "ml-100k-bert": [
+        Row("attention / ce", [*ML100K_BASE, "encoder=attention", "loss=ce"], "ml-100k"),
+        Row(
+            "attention / sampled_softmax mixed",
+            [
+                *ML100K_BASE,
+                "encoder=attention",
+                "loss=sampled_softmax",
+                "loss.sampling=mixed",
+                "loss.popularity_alpha=0",
+            ],
+            "ml-100k",
+        ),
+        *[
+            Row(
+                f"bert4rec / {loss}",
+                [*with_overrides(ML100K_BASE, BERT_ML100K_TRAIN), *BERT_ML100K, f"loss={loss}"],
+                "ml-100k",
+            )
+            for loss in ("ce", "sampled_softmax")
+        ],
+        Row("gru / ce", [*ML100K_BASE, "encoder=gru", "loss=ce"], "ml-100k"),
+        Row("gru4rec / ce", [*ML100K_BASE, *GRU4REC_ML100K, "loss=ce"], "ml-100k"),
+        # BPR-max over 256 negatives per position ~ count ** 0.5: on ML-100K the batch's ~1,600
+        # positions outnumber the catalogue, and in-batch / mixed negatives made a step ~10x slower
+        # than these (docs/RESULTS.md).
+        Row(
+            "gru4rec / bpr_max",
+            [*ML100K_BASE, *GRU4REC_ML100K, "loss=bpr_max", "loss.sampling=popularity", "loss.n_negatives=256"],
+            "ml-100k",
+        ),
+    ],
     # Amazon Beauty: the presets holding the settings measured best here. The recurrent runs
     # stopped with patience 10 (their presets keep the published 50).
     "beauty": [
         Row("sasrec_beauty_tuned", ["experiment=sasrec_beauty_tuned"], "amazon-beauty"),
         Row("gru_beauty", ["experiment=gru_beauty", "trainer.patience=10"], "amazon-beauty"),
         Row("lstm_beauty", ["experiment=lstm_beauty", "trainer.patience=10"], "amazon-beauty"),
+    ],
+    # Issue 21's presets on Amazon Beauty (not yet measured: about an hour or more each here).
+    "beauty-bert": [
+        Row("bert4rec_beauty", ["experiment=bert4rec_beauty"], "amazon-beauty"),
+        Row("gru4rec_beauty", ["experiment=gru4rec_beauty"], "amazon-beauty"),
     ],
 }
 

@@ -149,7 +149,8 @@ def _prepare(
     # Users with a vector are those given a row > 0; best.pt keeps their original ids in row order.
     user_ids = inter.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
-    model = models.build(cfg.model, cfg.encoder, inter.n_items, len(user_ids) + 1 if user_ids is not None else 0)
+    n_user_rows = len(user_ids) + 1 if user_ids is not None else 0
+    model = models.build(cfg.model, cfg.encoder, inter.n_items, n_user_rows, cfg.objective.name)
     provenance = warm_start.transfer(parent, model, inter.item_ids.tolist(), user_ids, cfg) if parent else None
     if resume is not None:
         provenance = _recorded_parent(run_dir)

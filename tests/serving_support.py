@@ -30,6 +30,7 @@ RUNS: dict[str, list[str]] = {
     ],
     "lstm_user": ["encoder=lstm", "model.user_embedding=true"],
     "gru_attention_gap": ["encoder=gru_attention", "encoder.time_features=gap"],
+    "bert4rec": ["encoder=attention", "objective=masked"],
 }
 DEFAULT_RUNS = ("attention", "gru")
 

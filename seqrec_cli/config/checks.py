@@ -57,6 +57,9 @@ def validate(cfg: TrainConfig) -> None:
     _validate_loss_and_optimizer(cfg)
     _validate_trainer(cfg)
     validate_schedule(cfg)
+    from seqrec_cli.config.objective_checks import validate_objective  # it builds on `require`
+
+    validate_objective(cfg)
 
 
 def _validate_synthetic(s: Any) -> None:

@@ -20,6 +20,8 @@ __all__ = [
     "BAD_LINES",
     "SPLITS",
     "ENCODERS",
+    "OBJECTIVES",
+    "ENCODER_INPUTS",
     "ATTENTION_BLOCKS",
     "TIME_FEATURES",
     "LOSSES",
@@ -34,6 +36,7 @@ __all__ = [
     "DatasetConfig",
     "ModelConfig",
     "EncoderConfig",
+    "ObjectiveConfig",
     "LossConfig",
     "OptimizerConfig",
     "SchedulerConfig",
@@ -51,10 +54,16 @@ DEDUP = ("all", "first", "last")
 BAD_LINES = ("error", "warn", "skip")
 SPLITS = ("leave_one_out", "temporal")
 ENCODERS = ("attention", "gru", "lstm", "gru_attention")
+# next: predict item t + 1 from items 1..t (causal); masked: BERT4Rec's cloze task (bidirectional).
+OBJECTIVES = ("next", "masked")
+# How item ids enter a recurrent encoder: the (tied) item embeddings, or GRU4Rec's one-hot input.
+ENCODER_INPUTS = ("embedding", "one_hot")
 ATTENTION_BLOCKS = ("sasrec", "ligr")
 TIME_FEATURES = ("none", "gap")
-LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr")
-NEGATIVE_SAMPLING = ("uniform", "popularity")
+LOSSES = ("ce", "sampled_softmax", "bce", "gbce", "bpr", "bpr_max", "top1_max")
+# Where a sampled loss's negatives come from: drawn (uniform, popularity), the other targets of the
+# batch (in_batch), or both (mixed: the batch's targets plus n_negatives drawn ~ count ** alpha).
+NEGATIVE_SAMPLING = ("uniform", "popularity", "in_batch", "mixed")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "linear", "step", "plateau")
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -172,6 +181,12 @@ class EncoderConfig:
     # Inner size of the attention feed-forward; null = embedding_dim (as in SASRec).
     ffn_size: Optional[int] = None
     dropout: float = 0.2
+    # Dropout on the input embeddings alone (GRU4Rec tunes it apart from the hidden-state dropout,
+    # which `dropout` then is); null = `dropout`.
+    embedding_dropout: Optional[float] = None
+    # gru / lstm: `one_hot` feeds each item as a one-hot vector to the first recurrent layer (an
+    # input table of its own, as in the original GRU4Rec) instead of the tied item embeddings.
+    input: str = "embedding"
     pre_norm: bool = True
     # Attention blocks: `sasrec` (SASRec's: residual + layer norm, GELU feed-forward) or `ligr`
     # (eSASRec's LiGR layer: pre-LN, sigmoid-gated residuals, SwiGLU feed-forward).
@@ -188,7 +203,7 @@ class LossConfig:
     n_negatives: int = 1
     # sampled_softmax: one set of n_negatives for the whole batch (one matmul), or false: n_negatives
     # drawn for each position (as eSASRec / RecTools do; more distinct negatives per step). bce, gbce
-    # and bpr always draw per position.
+    # and bpr always draw per position; bpr_max and top1_max always share (as GRU4Rec does).
     share_negatives: bool = True
     sampling: str = "uniform"
     # Popularity sampling draws items with probability proportional to count ** alpha.
@@ -197,6 +212,19 @@ class LossConfig:
     logq_correction: bool = True
     # gBCE calibration t in [0, 1] (gSASRec; 0 = plain BCE).
     gbce_t: float = 0.75
+    # bpr_max: weight of GRU4Rec's score regularisation (softmax-weighted squared negative scores).
+    bpreg: float = 0.0
+
+
+@dataclass
+class ObjectiveConfig:
+    """What the model is trained to predict (seqrec_cli/training/masking.py)."""
+
+    # next: the next item at every position (causal). masked: BERT4Rec's cloze task, bidirectional
+    # attention over the sequence with some items replaced by a mask token, the loss on those alone.
+    name: str = "next"
+    # masked: the probability that each item of a training row is masked.
+    mask_prob: float = 0.2
 
 
 @dataclass
@@ -307,6 +335,7 @@ class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)

@@ -11,6 +11,10 @@ Transformers"; Tikhonovich et al., RecSys 2025): pre-LN, each residual branch sc
 sigmoid gate of the block's input, and a SwiGLU feed-forward net. eSASRec's best Amazon Beauty
 HR@10 (the bar in docs/REFERENCES.md) came from these layers.
 
+`causal=False` is BERT4Rec's encoder (objective=masked): every position attends to every real
+position of its row, before and after it. Right padding must then be hidden explicitly, so the
+attention gets a key mask of the real positions instead of the causal mask.
+
 `last` serves evaluation and recommendation, which need only the state after each row's last
 item: after the final block's attention, its output projection, layer norms and feed-forward net
 run on that one position per row (with one block, about half the encoder's work). The operations
@@ -77,37 +81,43 @@ class AttentionBlock(nn.Module):
             return x + self.drop(branch)
         return x + torch.sigmoid(gate(x)) * self.drop(branch)
 
-    def attend(self, x: torch.Tensor) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, keys: Optional[torch.Tensor]) -> torch.Tensor:
+        """Multi-head attention [b, heads, length, head size]: causal when `keys` is None, else over
+        the real positions `keys` [b, 1, 1, length] (bool) in both directions."""
         b, length, dim = x.shape
         q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         # SDPA picks a fused kernel (flash / memory-efficient) where the device has one.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, length, dim))
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keys, is_causal=keys is None, dropout_p=self.dropout if self.training else 0.0
+        )
 
-    def attend_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, length, dim = x.shape
+        return self.out(self._attention(x, keys).transpose(1, 2).reshape(b, length, dim))
+
+    def attend_last(self, x: torch.Tensor, last: torch.Tensor, keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`attend`'s output [b, dim] at position `last[i]` of each row only. The projections and
         the attention run exactly as in `attend` (a single-query kernel would round differently);
         only the output projection is skipped for the other positions."""
         b, length, dim = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        y = self._attention(x, keys)
         y_last = y.transpose(1, 2)[torch.arange(b, device=x.device), last]  # [b, heads, head size]
         return self.out(y_last.reshape(b, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.pre_norm:
-            x = self._residual(x, self.attend(self.norm_attn(x)), self.gate_attn)
+            x = self._residual(x, self.attend(self.norm_attn(x), keys), self.gate_attn)
             return self._residual(x, self.ffn(self.norm_ffn(x)), self.gate_ffn)
-        x = self.norm_attn(x + self.drop(self.attend(x)))
+        x = self.norm_attn(x + self.drop(self.attend(x, keys)))
         return self.norm_ffn(x + self.drop(self.ffn(x)))
 
-    def forward_last(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def forward_last(self, x: torch.Tensor, last: torch.Tensor, keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         """`forward`'s output [b, dim] at position `last[i]` of each row only."""
         x_last = x[torch.arange(x.shape[0], device=x.device), last]
         if self.pre_norm:
-            y = self._residual(x_last, self.attend_last(self.norm_attn(x), last), self.gate_attn)
+            y = self._residual(x_last, self.attend_last(self.norm_attn(x), last, keys), self.gate_attn)
             return self._residual(y, self.ffn(self.norm_ffn(y)), self.gate_ffn)
-        y = self.norm_attn(x_last + self.drop(self.attend_last(x, last)))
+        y = self.norm_attn(x_last + self.drop(self.attend_last(x, last, keys)))
         return self.norm_ffn(y + self.drop(self.ffn(y)))
 
 
@@ -122,12 +132,15 @@ class AttentionEncoder(nn.Module):
         dropout: float,
         pre_norm: bool,
         block: str = "sasrec",
+        causal: bool = True,
+        embedding_dropout: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.max_len = max_len
+        self.causal = causal
         self.scale = dim**0.5
         self.positions = nn.Embedding(max_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout if embedding_dropout is None else embedding_dropout)
         self.blocks = nn.ModuleList(
             AttentionBlock(dim, num_heads, ffn_size, dropout, pre_norm, block) for _ in range(num_blocks)
         )
@@ -139,15 +152,22 @@ class AttentionEncoder(nn.Module):
         pos = (steps[None, :] + (self.max_len - lengths)[:, None]).clamp(0, self.max_len - 1)
         return self.drop(emb * self.scale + self.positions(pos)) * real, real
 
+    def _keys(self, real: torch.Tensor) -> Optional[torch.Tensor]:
+        """The key mask of bidirectional attention ([b, 1, 1, length]: the real positions); None
+        (the causal mask, which already hides right padding) when causal."""
+        return None if self.causal else real.squeeze(-1)[:, None, None, :]
+
     def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h, real = self._inputs(emb, lengths)
+        keys = self._keys(real)
         for block in self.blocks:
-            h = block(h) * real
+            h = block(h, keys) * real
         return self.final_norm(h)
 
     def last(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The state [b, dim] after each row's last real item (`forward` at position lengths - 1)."""
         h, real = self._inputs(emb, lengths)
+        keys = self._keys(real)
         for block in self.blocks[:-1]:
-            h = block(h) * real
-        return self.final_norm(self.blocks[-1].forward_last(h, lengths - 1))
+            h = block(h, keys) * real
+        return self.final_norm(self.blocks[-1].forward_last(h, lengths - 1, keys))

@@ -5,6 +5,16 @@ and added to the item embeddings so every encoder sees them, and a user row
 (`model.user_embedding=true`), whose learned vector is added to the encoder's output before
 scoring. Row 0 of both tables is a fixed zero vector: padding for gaps, and "no user vector" for
 users the model never trained on, who are then scored from their sequence alone.
+
+A model trained with objective=masked (BERT4Rec) has a learned mask token, item id
+`n_items + 1`, whose vector lives apart from the item table so that it is never scored. It
+predicts the next item from a mask appended to the history: `last_hidden` (and so evaluation,
+recommendation and the exported graph) rewrites each row as its last `max_len - 1` items plus the
+mask, always `max_len` wide, so a row's numbers never depend on the width of its batch.
+
+`input_width` gives the encoder an input table of its own instead of the tied item embeddings:
+GRU4Rec's one-hot input (encoder.input=one_hot), whose first recurrent layer reads this table's
+row as its gate inputs.
 """
 
 from __future__ import annotations
@@ -30,6 +40,18 @@ def at_least_rows(x: torch.Tensor, rows: int = MIN_ROWS) -> torch.Tensor:
     return torch.cat([x, x[-1:].expand(short, *x.shape[1:])]) if short > 0 and len(x) else x
 
 
+def with_mask_appended(items: torch.Tensor, lengths: torch.Tensor, mask_id: int, width: int) -> tuple:
+    """Each row's last `width - 1` items followed by `mask_id`, right-padded to `width` columns;
+    returns (items [b, width], lengths + 1 capped at width)."""
+    keep = lengths.clamp(max=width - 1)
+    cols = torch.arange(width, device=items.device)[None, :]
+    source = ((lengths - keep)[:, None] + cols).clamp(max=items.shape[1] - 1)
+    out = torch.gather(items, 1, source)
+    out = torch.where(cols < keep[:, None], out, torch.zeros_like(out))
+    out = torch.where(cols == keep[:, None], torch.full_like(out, mask_id), out)
+    return out, keep + 1
+
+
 def _zero_padded_embedding(rows: int, dim: int, init_std: float) -> nn.Embedding:
     table = nn.Embedding(rows, dim, padding_idx=0)
     # Small init keeps the first logits near zero, so the first loss is about ln(n_items).
@@ -46,11 +68,23 @@ class SequentialRecommender(nn.Module):
     """
 
     def __init__(
-        self, n_items: int, dim: int, encoder: nn.Module, init_std: float, n_gap_buckets: int = 0, n_user_rows: int = 0
+        self,
+        n_items: int,
+        dim: int,
+        encoder: nn.Module,
+        init_std: float,
+        n_gap_buckets: int = 0,
+        n_user_rows: int = 0,
+        mask_len: int = 0,
+        input_width: int = 0,
     ) -> None:
+        """`mask_len` > 0: a masked-objective model whose inference inputs are `mask_len` wide."""
         super().__init__()
         self.n_items = n_items
+        self.mask_len = mask_len
         self.item_embedding = _zero_padded_embedding(n_items + 1, dim, init_std)
+        self.mask_embedding = nn.Parameter(torch.randn(dim) * init_std) if mask_len else None
+        self.input_embedding = _zero_padded_embedding(n_items + 1, input_width, init_std) if input_width else None
         self.gap_embedding = _zero_padded_embedding(n_gap_buckets, dim, init_std) if n_gap_buckets else None
         self.user_embedding = _zero_padded_embedding(n_user_rows, dim, init_std) if n_user_rows else None
         self.encoder = encoder
@@ -62,6 +96,11 @@ class SequentialRecommender(nn.Module):
     @property
     def uses_users(self) -> bool:
         return self.user_embedding is not None
+
+    @property
+    def mask_id(self) -> int:
+        """The item id of the mask token (masked-objective models only)."""
+        return self.n_items + 1
 
     def forward(
         self,
@@ -78,7 +117,13 @@ class SequentialRecommender(nn.Module):
         return self._with_user(hidden, users[:, None] if users is not None else None)
 
     def _embed(self, items: torch.Tensor, gaps: Optional[torch.Tensor]) -> torch.Tensor:
-        emb = self.item_embedding(items)
+        table = self.input_embedding if self.input_embedding is not None else self.item_embedding
+        if self.mask_embedding is None:
+            emb = table(items)
+        else:
+            masked = (items == self.mask_id).unsqueeze(-1)
+            emb = table(items.masked_fill(masked.squeeze(-1), 0))
+            emb = torch.where(masked, self.mask_embedding.to(emb.dtype), emb)
         if self.gap_embedding is not None:
             if gaps is None:
                 raise ValueError("this model was built with time-gap features: pass gaps")
@@ -105,7 +150,20 @@ class SequentialRecommender(nn.Module):
             items, lengths = at_least_rows(items), at_least_rows(lengths)
             gaps = at_least_rows(gaps) if gaps is not None else None
             users = at_least_rows(users) if users is not None else None
-        return self._with_user(self.encoder.last(self._embed(items, gaps), lengths), users)[:n]
+        return self.encode_last(items, lengths, gaps, users)[:n]
+
+    def encode_last(
+        self,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        gaps: Optional[torch.Tensor] = None,
+        users: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """`last_hidden` without its padding of short batches (the exported graph runs this). A
+        masked-objective model reads its histories with a mask token appended (module docstring)."""
+        if self.mask_len:
+            items, lengths = with_mask_appended(items, lengths, self.mask_id, self.mask_len)
+        return self._with_user(self.encoder.last(self._embed(items, gaps), lengths), users)
 
     def scores(self, hidden: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Scores for items 1..n_items (column j is item j + 1), into `out` when given. Short

@@ -5,9 +5,17 @@ Dropout on the input embeddings and on the outputs, optional stacking, and a pro
 the embedding size when the recurrent state is wider or narrower, so scores can always use the
 tied item embeddings. Rows are right-padded: a recurrent step only looks back, so padding at the
 end never changes a real position's output.
+
+GRU4Rec's own options (Hidasi & Czapp 2023 list them among what third-party copies miss):
+`embedding_dropout` apart from the dropout on the hidden state, and `one_hot` input, where the
+first layer reads an item's one-hot vector. One-hot times the input weights is one column of
+them, so the model hands this encoder an input table `gates x hidden` wide (one row per item:
+that column) and the layer's own input weights are a fixed identity.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +27,35 @@ def at_last(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return states[torch.arange(states.shape[0], device=states.device), lengths - 1]
 
 
+GATES = {"gru": 3, "lstm": 4}
+
+
+def one_hot_width(kind: str, hidden_size: int) -> int:
+    """The width of a one-hot encoder's input table: the first layer's gate inputs."""
+    return GATES[kind] * hidden_size
+
+
 class RecurrentEncoder(nn.Module):
-    def __init__(self, kind: str, dim: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+    def __init__(
+        self,
+        kind: str,
+        dim: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        embedding_dropout: Optional[float] = None,
+        one_hot: bool = False,
+    ) -> None:
         super().__init__()
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
-        self.rnn = rnn(dim, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.in_drop = nn.Dropout(dropout)
+        width = one_hot_width(kind, hidden_size) if one_hot else dim
+        self.rnn = rnn(width, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        if one_hot:
+            # The input table's row is the gate input itself: identity input weights, not trained.
+            with torch.no_grad():
+                self.rnn.weight_ih_l0.copy_(torch.eye(width))
+            self.rnn.weight_ih_l0.requires_grad_(False)
+        self.in_drop = nn.Dropout(dropout if embedding_dropout is None else embedding_dropout)
         self.out_drop = nn.Dropout(dropout)
         self.proj = nn.Linear(hidden_size, dim) if hidden_size != dim else nn.Identity()
 

@@ -80,7 +80,8 @@ def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
     if cfg.model.user_embedding and "user_ids" not in ckpt:
         raise UserError(f"{best} has no 'user_ids' entry although its model has user vectors.")
     torch_device = select_device(device, key="device")
-    model = models.build(cfg.model, cfg.encoder, len(item_ids), len(user_ids) + 1 if user_ids is not None else 0)
+    n_user_rows = len(user_ids) + 1 if user_ids is not None else 0
+    model = models.build(cfg.model, cfg.encoder, len(item_ids), n_user_rows, cfg.objective.name)
     model.load_state_dict(ckpt["model"])
     model.to(torch_device).eval()
     return TrainedRun(run_dir, cfg, model, item_ids, int(ckpt.get("epoch", 0)), torch_device, user_ids)

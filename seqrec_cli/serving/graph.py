@@ -6,7 +6,8 @@ to recommend, 0 = nothing), an optional candidate restriction (`candidates`, the
 may be recommended; a row of zeros restricts nothing) and the ranking. Rows are the model's item
 ids: 1..n_items, 0 for padding. Output rows are 0 (score -inf) where fewer than K items were left.
 
-The encoder runs exactly as `SequentialRecommender.last_hidden`, without its padding of short
+The encoder runs exactly as `SequentialRecommender.last_hidden` (`encode_last`, which also appends
+the mask token of a masked-objective model), without its padding of short
 batches to MIN_ROWS: that padding is control flow on the batch size, which an exported graph
 with a dynamic batch cannot hold. Scores then differ from eager ones only by float rounding.
 """
@@ -45,7 +46,7 @@ class TopKGraph(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         # The private steps of last_hidden, minus its batch-size-dependent padding (module docstring).
-        hidden = m._with_user(m.encoder.last(m._embed(items, gaps), lengths), users)
+        hidden = m.encode_last(items, lengths, gaps, users)
         scores = hidden @ m.item_embedding.weight[1:].T  # column j is item row j + 1
         banned = _row_mask(scores, exclude)
         allowed = _row_mask(scores, candidates)

@@ -174,7 +174,7 @@ def data_fingerprint(n_users: int, item_ids: Any, offsets: Any, items: Any) -> d
 # ---- resume checks: everything is checked before the run directory is touched -----------------
 
 # Settings that change what a checkpoint's weights or its loop state mean; a resume must match.
-RESUME_MUST_MATCH_GROUPS = ("dataset", "model", "encoder", "loss")
+RESUME_MUST_MATCH_GROUPS = ("dataset", "model", "encoder", "objective", "loss")
 RESUME_MUST_MATCH_KEYS = (
     ("optimizer", "name"),  # the optimizer state of Adam is not SGD's
     ("trainer", "seed"),  # the saved RNG streams are continued; a new seed would not be used

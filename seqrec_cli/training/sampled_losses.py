@@ -1,6 +1,7 @@
 """Losses over sampled negatives, for catalogues too large to score in full (and to reproduce
 the papers that used them): sampled softmax with logQ correction, BCE (SASRec's original), gBCE
-(gSASRec) and BPR.
+(gSASRec), BPR, and GRU4Rec's BPR-max and TOP1-max (seqrec_cli/training/gru4rec_losses.py).
+Negatives are drawn or taken from the batch (seqrec_cli/training/negatives.py).
 
 Each loss is split into a pure function of scores (tested on cases small enough to compute by
 hand) and the sampling that feeds it. Negatives never count when they equal the positive at that
@@ -17,6 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from seqrec_cli.config.schema import LossConfig
+from seqrec_cli.training.gru4rec_losses import bpr_max_from_scores, top1_max_from_scores
+from seqrec_cli.training.negatives import NegativeSampler, sampling_distribution
+
+__all__ = ["SampledLoss", "build_sampled_loss", "gbce_beta", "sampling_distribution"]
 
 # A loss gets the model's item-embedding table, the hidden states at real positions and their
 # target ids (1..n_items), and returns a scalar.
@@ -55,48 +60,37 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
     return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
 
 
-def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray) -> torch.Tensor:
-    """Probability of drawing each item 1..n_items as a negative (index 0 = item 1)."""
-    n_items = len(item_counts) - 1
-    if cfg.sampling == "popularity":
-        weights = item_counts[1:].astype(np.float64) ** cfg.popularity_alpha
-        weights = np.maximum(weights, 1e-12)
-    else:
-        weights = np.ones(n_items)
-    return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
-
-
 def build_sampled_loss(
     cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None
 ) -> SampledLoss:
-    """The configured sampled loss; negatives come from `sampling_distribution`."""
-    probs_cpu = sampling_distribution(cfg, item_counts)
-    n_items, k = len(probs_cpu), cfg.n_negatives
+    """The configured sampled loss; negatives come from `NegativeSampler` (seqrec_cli/training/negatives.py)."""
+    sampler = NegativeSampler(cfg, item_counts, generator)
+    n_items, k = len(item_counts) - 1, cfg.n_negatives
     beta = gbce_beta(k, n_items, cfg.gbce_t) if cfg.name == "gbce" else 1.0
-
-    def draw(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        probs = probs_cpu.to(device)
-        flat = torch.multinomial(probs, int(np.prod(shape)), replacement=True, generator=generator)
-        return flat.view(shape) + 1  # item ids
+    # Drawn negatives per position for BCE / gBCE / BPR (as their papers draw them) and for sampled
+    # softmax with share_negatives=false; one set shared by the batch (one [n, k] matmul) otherwise:
+    # GRU4Rec shares its extra samples across the mini-batch. In-batch and mixed are always shared.
+    per_row = cfg.name in ("bce", "gbce", "bpr") or (cfg.name == "sampled_softmax" and not cfg.share_negatives)
 
     def loss(weight: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         pos = (hidden * weight[targets]).sum(dim=1)
-        if cfg.name == "sampled_softmax" and cfg.share_negatives:
-            # One set of k negatives shared by every position of the batch: one [n, k] matmul.
-            negatives = draw((k,), hidden.device)
-            neg = hidden @ weight[negatives].T
-            hit = negatives[None, :] == targets[:, None]
+        negatives = sampler(targets, per_row)
+        if negatives.shared:
+            neg = hidden @ weight[negatives.items].T
+            hit = negatives.items[None, :] == targets[:, None]
         else:
-            negatives = draw((len(targets), k), hidden.device)
-            neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives])
-            hit = negatives == targets[:, None]
+            neg = torch.einsum("nd,nkd->nk", hidden, weight[negatives.items])
+            hit = negatives.items == targets[:, None]
         if cfg.name == "sampled_softmax":
-            log_q = torch.log(probs_cpu.to(hidden.device))
-            log_q_pos = log_q[targets - 1] if cfg.logq_correction else torch.zeros_like(pos)
-            log_q_neg = log_q[negatives - 1].expand_as(neg) if cfg.logq_correction else torch.zeros_like(neg)
+            log_q_pos = sampler.log_q_positive(targets) if cfg.logq_correction else torch.zeros_like(pos)
+            log_q_neg = negatives.log_q.expand_as(neg) if cfg.logq_correction else torch.zeros_like(neg)
             return sampled_softmax_from_scores(pos, neg, hit, log_q_pos, log_q_neg)
         if cfg.name == "bpr":
             return bpr_from_scores(pos, neg, hit)
+        if cfg.name == "bpr_max":
+            return bpr_max_from_scores(pos, neg, hit, cfg.bpreg)
+        if cfg.name == "top1_max":
+            return top1_max_from_scores(pos, neg, hit)
         return bce_from_scores(pos, neg, hit, beta)
 
     return loss

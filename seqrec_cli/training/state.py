@@ -17,6 +17,7 @@ from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
 from seqrec_cli.data.batches import SideInputs, training_examples
 from seqrec_cli.errors import UserError
+from seqrec_cli.training.masking import masked_rows
 from seqrec_cli.training.profiling import StepProfile
 from seqrec_cli.training.runtime import Distributed
 
@@ -90,6 +91,8 @@ def device_batches(splits: SequenceSplits, cfg: TrainConfig, side: SideInputs, d
     examples = training_examples(splits.data, splits.train_end, cfg.model.max_len, cfg.trainer.all_windows, side)
     if len(examples.lengths) == 0:
         raise UserError("No training sequences: every user has fewer than two training events.")
+    if cfg.objective.name == "masked":
+        examples = masked_rows(examples)
     if cfg.trainer.overfit_batches:
         n = cfg.trainer.overfit_batches * cfg.trainer.batch_size
         examples = dataclasses.replace(

@@ -27,6 +27,7 @@ from seqrec_cli.models import SequentialRecommender
 from seqrec_cli.training import checkpoint
 from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.training.losses import build_loss
+from seqrec_cli.training.masking import mask_batch
 from seqrec_cli.training.optim import apply_optimizer_settings, build_optimizer
 from seqrec_cli.training.profiling import StepProfiler
 from seqrec_cli.training.rng import restore_rng, rng_state
@@ -368,11 +369,19 @@ class Trainer:
         x, y, n = data.inputs[rows, :width], data.targets[rows, :width], data.lengths[rows]
         gaps = data.gaps[rows, :width] if data.gaps is not None else None
         users = data.users[rows] if data.users is not None else None
+        objective = self.cfg.objective
+        if objective.name == "masked":
+            # The loss counts the masked positions only; their number is known after the draw.
+            x, y = mask_batch(x, n, objective.mask_prob, self.model.mask_id)
         with torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext():
             hidden = self.step_model(x, n, gaps, users)
             # Every position before a row's length has a target (y > 0), so their number is
             # known on the host: the same positions as `hidden[y > 0]`, in the same order.
-            real = torch.nonzero_static((y > 0).flatten(), size=local_positions).flatten()
+            real = (
+                torch.nonzero_static((y > 0).flatten(), size=local_positions).flatten()
+                if objective.name == "next"
+                else torch.nonzero(y.flatten() > 0).flatten()
+            )
             loss = self.loss_fn(self.model, hidden.flatten(0, 1)[real], y.flatten()[real])
         # Scale the per-process mean so that the gradient averaged over processes is the mean
         # over all positions of the accumulated global batches (scale 1 in the plain case).

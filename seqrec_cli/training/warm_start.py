@@ -32,9 +32,20 @@ log = logging.getLogger(__name__)
 # What the copied weights mean: a parent that differs in any of these cannot seed this run.
 MUST_MATCH = {
     "model": ("embedding_dim", "max_len", "user_embedding"),
-    "encoder": ("name", "num_layers", "num_heads", "hidden_size", "ffn_size", "block", "pre_norm", "time_features"),
+    "encoder": (
+        "name",
+        "num_layers",
+        "num_heads",
+        "hidden_size",
+        "ffn_size",
+        "block",
+        "pre_norm",
+        "time_features",
+        "input",
+    ),
 }
-ROW_TABLES = {"item_embedding.weight": "items", "user_embedding.weight": "users"}
+# Tables with one row per item or user, realigned by id (the one-hot input table of encoder.input=one_hot too).
+ROW_TABLES = {"item_embedding.weight": "items", "input_embedding.weight": "items", "user_embedding.weight": "users"}
 
 
 @dataclass
