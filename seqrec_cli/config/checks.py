@@ -255,6 +255,11 @@ def validate_dataset(d: DatasetConfig) -> None:
             d.sha256,
             "null or 64 hexadecimal digits",
         )
+    validate_split(d)
+
+
+def validate_split(d: DatasetConfig) -> None:
+    """The split kind, and for a temporal split its cuts and the timestamps it needs."""
     sp = d.split
     require_choice("dataset.split.kind", sp.kind, SPLITS)
     if sp.kind == "temporal":
