@@ -32,6 +32,7 @@ from seqrec_cli.config.schema import (
     DatasetConfig,
     TrainConfig,
 )
+from seqrec_cli.config.feature_checks import validate_features
 from seqrec_cli.errors import UserError
 
 
@@ -53,6 +54,7 @@ def validate(cfg: TrainConfig) -> None:
     """Reject values that are well-typed but impossible, naming the key and what is allowed."""
     d, m, e, o, t, ev = cfg.dataset, cfg.model, cfg.encoder, cfg.optimizer, cfg.trainer, cfg.eval
     validate_dataset(d)
+    validate_features(cfg)
     s = d.synthetic
     require(s.n_users >= 2, "dataset.synthetic.n_users", s.n_users, "an integer >= 2")
     require(s.n_items >= 2, "dataset.synthetic.n_items", s.n_items, "an integer >= 2")

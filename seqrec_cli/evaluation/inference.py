@@ -65,29 +65,34 @@ def top_k(
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(histories), batch_size):
-            stop = min(start + batch_size, len(histories))
-            x = torch.as_tensor(items[start:stop], device=device)
-            n = torch.as_tensor(lengths[start:stop], device=device)
-            g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
-            u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
-            ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
-            with torch.no_grad():
-                with ctx:
-                    hidden = model.last_hidden(x, n, g, u)
-                scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
-            if exclude is not None:
-                rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
-                    np.int64
+        with model.precomputed_items():
+            for start in range(0, len(histories), batch_size):
+                stop = min(start + batch_size, len(histories))
+                x = torch.as_tensor(items[start:stop], device=device)
+                n = torch.as_tensor(lengths[start:stop], device=device)
+                g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
+                u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
+                ctx = (
+                    torch.autocast(device.type, dtype=torch.bfloat16)
+                    if amp and device.type == "cuda"
+                    else nullcontext()
                 )
-                cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
-                scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
-            # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
-            values, order = torch.sort(scores, dim=1, descending=True, stable=True)
-            values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
-            order[~np.isfinite(values)] = 0
-            out_items[start:stop, :k_eff] = order
-            out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
+                with torch.no_grad():
+                    with ctx:
+                        hidden = model.last_hidden(x, n, g, u)
+                    scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
+                if exclude is not None:
+                    rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
+                        np.int64
+                    )
+                    cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
+                    scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
+                # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
+                values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+                values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
+                order[~np.isfinite(values)] = 0
+                out_items[start:stop, :k_eff] = order
+                out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
     finally:
         model.train(was_training)
     return TopK(out_items, out_scores)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from typing import Any, Optional
+
+from seqrec_cli.config.feature_checks import item_repr as item_repr_name
 from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
@@ -13,9 +16,17 @@ from seqrec_cli.models.recurrent import RecurrentAttentionEncoder, RecurrentEnco
 __all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "build", "count_parameters"]
 
 
-def build(model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows: int = 0) -> SequentialRecommender:
+def build(
+    model: ModelConfig,
+    encoder: EncoderConfig,
+    n_items: int,
+    n_user_rows: int = 0,
+    feature_meta: Optional[dict[str, Any]] = None,
+) -> SequentialRecommender:
     """The configured model; `n_user_rows` (trained users + 1) sizes the user table when
-    `model.user_embedding` is on."""
+    `model.user_embedding` is on; `feature_meta` (`ItemFeatures.meta`) sizes the feature
+    embeddings when `model.item_repr` uses features (load the catalogue with
+    `model.item_repr.set_catalogue`, or a state dict)."""
     dim = model.embedding_dim
     hidden = encoder.hidden_size or dim
     if encoder.name == "attention":
@@ -37,7 +48,23 @@ def build(model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows:
     user_rows = n_user_rows if model.user_embedding else 0
     if model.user_embedding and n_user_rows < 1:
         raise ValueError("model.user_embedding needs n_user_rows >= 1")
-    return SequentialRecommender(n_items, dim, enc, model.init_std, gap_buckets, user_rows)
+    repr_name = item_repr_name(model)
+    items = None
+    if repr_name != "id":
+        if feature_meta is None:
+            raise ValueError(f"model.item_repr={repr_name} needs the item features' meta")
+        from seqrec_cli.models.item_repr import ItemRepresentation
+
+        items = ItemRepresentation(
+            feature_meta,
+            n_items,
+            dim,
+            model.init_std,
+            repr_name == "id+features",
+            model.feature_combine,
+            model.id_dropout,
+        )
+    return SequentialRecommender(n_items, dim, enc, model.init_std, gap_buckets, user_rows, items)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -55,22 +55,25 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
     return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
 
 
-def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray) -> torch.Tensor:
-    """Probability of drawing each item 1..n_items as a negative (index 0 = item 1)."""
+def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray, only_trained: bool = False) -> torch.Tensor:
+    """Probability of drawing each item 1..n_items as a negative (index 0 = item 1);
+    `only_trained`: items without training events are never drawn."""
     n_items = len(item_counts) - 1
     if cfg.sampling == "popularity":
         weights = item_counts[1:].astype(np.float64) ** cfg.popularity_alpha
         weights = np.maximum(weights, 1e-12)
     else:
         weights = np.ones(n_items)
+    if only_trained:
+        weights = np.where(item_counts[1:] > 0, weights, 0.0)
     return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
 
 
 def build_sampled_loss(
-    cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None
+    cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None, only_trained: bool = False
 ) -> SampledLoss:
     """The configured sampled loss; negatives come from `sampling_distribution`."""
-    probs_cpu = sampling_distribution(cfg, item_counts)
+    probs_cpu = sampling_distribution(cfg, item_counts, only_trained)
     n_items, k = len(probs_cpu), cfg.n_negatives
     beta = gbce_beta(k, n_items, cfg.gbce_t) if cfg.name == "gbce" else 1.0
 
