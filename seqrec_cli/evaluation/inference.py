@@ -43,13 +43,17 @@ def top_k(
     amp: bool = False,
     gaps: Sequence[np.ndarray] | None = None,
     users: np.ndarray | None = None,
+    extra: torch.Tensor | None = None,
+    allowed: np.ndarray | None = None,
 ) -> TopK:
     """The k best items after each history (each non-empty), best first.
 
     `exclude[i]` lists the items never to recommend after history i (None: exclude nothing);
     `max_len` is the input window the model was trained with (`model.max_len`). Models with
     time-gap features need `gaps` (bucket per history event); `users` gives model user rows
-    (0 or None: the history alone).
+    (0 or None: the history alone). `extra` [m, dim] adds items the model never saw as ids
+    n_items + 1.. (scored by the same dot product); `allowed` (bool, one per column) restricts
+    the candidates.
     """
     if any(len(h) == 0 for h in histories):
         raise ValueError("every history needs at least one item")
@@ -58,7 +62,8 @@ def top_k(
     device = next(model.parameters()).device
     items, lengths = histories_matrix(histories, max_len)
     gap_rows = histories_matrix(gaps, max_len)[0] if model.uses_time_gaps and gaps is not None else None
-    n_items = model.n_items
+    n_items = model.n_items + (len(extra) if extra is not None else 0)
+    blocked = torch.as_tensor(~allowed, device=device) if allowed is not None else None
     k_eff = min(k, n_items)
     out_items = np.zeros((len(histories), k), dtype=np.int64)
     out_scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
@@ -81,6 +86,10 @@ def top_k(
                     with ctx:
                         hidden = model.last_hidden(x, n, g, u)
                     scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
+                if extra is not None:
+                    scores = torch.cat([scores, hidden.float() @ extra.T], dim=1)
+                if blocked is not None:
+                    scores[:, blocked] = float("-inf")
                 if exclude is not None:
                     rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
                         np.int64

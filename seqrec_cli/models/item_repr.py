@@ -8,7 +8,8 @@ columns and of precomputed vectors; summed, or concatenated and projected
 (`model.feature_combine`).
 
 Items without training events (held-out or new items) have no trained id row: their id part is
-masked to zero (`id_known`), so they are scored from their features alone, and with
+a learned "unknown id" row shared by all of them (`id_known`), so they are scored from their
+features alone, and with
 `model.id_dropout` = p a random fraction p of the items lose their id part at each training step
 (DropoutNet), which trains the feature path to stand on its own. Items without training events
 are also left out of the training softmax (`softmax_items`): nothing pushes their scores down
@@ -80,6 +81,10 @@ class ItemRepresentation(nn.Module):
         self.register_buffer("softmax_index", torch.arange(-1, rows - 1))
         n_parts = int(use_id) + len(cat) + len(multi) + int(n_numeric > 0) + int(vector_width > 0)
         self.project = nn.Linear(n_parts * dim, dim, bias=False) if combine == "concat" else None
+        # The id part of an item without a trained id (cold, new, or dropped this step): one learned
+        # "unknown id" row, so h . unknown_id lets each user's scores of such items rise or fall
+        # together, as often as training positives lacked their id.
+        self.unknown_id = nn.Parameter(torch.randn(dim) * init_std) if use_id else None
         self.dim = dim
 
     def set_catalogue(self, features: ItemFeatures, train_counts: Optional[np.ndarray]) -> None:
@@ -135,7 +140,8 @@ class ItemRepresentation(nn.Module):
             keep = self.id_known
             if self.training and self.id_dropout > 0:
                 keep = keep * (torch.rand_like(keep) >= self.id_dropout).to(keep.dtype)
-            parts.insert(0, id_weight * keep[:, None].to(id_weight.dtype))
+            keep = keep[:, None].to(id_weight.dtype)
+            parts.insert(0, id_weight * keep + self.unknown_id * (1.0 - keep))
         not_padding = torch.ones(len(self.id_known), 1, device=id_weight.device, dtype=id_weight.dtype)
         not_padding[0] = 0.0
         return self._combine(parts) * not_padding
@@ -151,5 +157,14 @@ class ItemRepresentation(nn.Module):
         vectors = torch.as_tensor(features.vectors[1:], device=device) if features.vectors is not None else None
         parts = self.feature_parts(cat, multi, numeric, vectors)
         if self.use_id:
-            parts.insert(0, torch.zeros(m, self.dim, device=device))
+            parts.insert(0, self.unknown_id.expand(m, -1))
         return self._combine(parts)
+
+
+def features_of(items: ItemRepresentation) -> ItemFeatures:
+    """The catalogue's encoded features as the model holds them (for the feature-only baseline)."""
+    cat = {c: getattr(items, f"cat_codes_{i}").cpu().numpy() for i, c in enumerate(items.meta["categorical"])}
+    multi = {c: getattr(items, f"multi_codes_{i}").cpu().numpy() for i, c in enumerate(items.meta["multi_valued"])}
+    numeric = items.numeric_values.cpu().numpy() if items.numeric is not None else None
+    vectors = items.vector_values.cpu().numpy() if items.vectors is not None else None
+    return ItemFeatures(cat, multi, numeric, vectors, items.meta)
