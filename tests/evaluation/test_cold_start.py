@@ -15,7 +15,7 @@ from seqrec_cli.data.cold_items import held_out_items
 from seqrec_cli.data.preprocess import Interactions
 from seqrec_cli.data.splits import leave_one_out, split
 from seqrec_cli.evaluation import cold_start, ranking
-from test_item_repr import catalogue
+from feature_support import catalogue
 
 
 def interactions(seed: int = 0, n_users: int = 40, n_items: int = 25) -> Interactions:
