@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cold_start_benchmark import cold_markdown, cold_suites  # noqa: E402
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Where each dataset's file lives under --data-root (research data: never bundled).
@@ -174,6 +177,8 @@ SUITES = {
         Row("gru4rec_beauty", ["experiment=gru4rec_beauty"], "amazon-beauty"),
     ],
 }
+
+SUITES.update(cold_suites(Row))  # scripts/cold_start_benchmark.py: the item hold-out tables
 
 SHOWN = ("hr@10", "ndcg@10", "mrr")
 
@@ -371,7 +376,7 @@ def run_quality(args: argparse.Namespace) -> int:
             )
             return 2
     results = [run_row(row, args) for row in rows]
-    table = markdown_table(results)
+    table = cold_markdown(results) if (args.suite or "").startswith("cold-") else markdown_table(results)
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,11 @@ from seqrec_cli.config import registry
 from seqrec_cli.config.convert import to_train_config
 from seqrec_cli.config.schema import TrainConfig
 from seqrec_cli.data import SequenceSplits
+from seqrec_cli.config.feature_checks import uses_features
 from seqrec_cli.data.batches import side_inputs
+from seqrec_cli.data.item_features import feature_summary
+from seqrec_cli.evaluation import cold_start
+from seqrec_cli.training import features as item_setup
 from seqrec_cli.errors import UserError
 from seqrec_cli.training.runtime import (
     Distributed,
@@ -63,6 +67,8 @@ class Prepared:
     ctx: FitContext
     n_params: int
     init_from: Optional[dict[str, Any]] = None  # provenance when started from a parent run
+    features: Optional[Any] = None  # data.item_features.ItemFeatures, when loaded
+    extra: Optional[dict[str, Any]] = None  # test-time cold-start and beyond-accuracy figures
 
 
 def compose(overrides: Sequence[str] = ()) -> TrainConfig:
@@ -148,9 +154,20 @@ def _prepare(
     side = side_inputs(inter, splits.train_end, cfg.encoder.time_features == "gap", cfg.model.user_embedding)
     # Users with a vector are those given a row > 0; best.pt keeps their original ids in row order.
     user_ids = inter.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
+    features = item_setup.load_for_run(cfg, splits, resume, resume_from)
+    if features is not None:
+        summary = {**summary, "item_features": feature_summary(features)}
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
-    n_user_rows = len(user_ids) + 1 if user_ids is not None else 0
-    model = models.build(cfg.model, cfg.encoder, inter.n_items, n_user_rows, cfg.objective.name)
+    model = models.build(
+        cfg.model,
+        cfg.encoder,
+        inter.n_items,
+        len(user_ids) + 1 if user_ids is not None else 0,
+        objective=cfg.objective.name,
+        feature_meta=features.meta if features is not None and uses_features(cfg.model) else None,
+    )
+    if model.item_repr is not None:
+        model.item_repr.set_catalogue(features, splits.seen_item_counts("valid"))
     provenance = warm_start.transfer(parent, model, inter.item_ids.tolist(), user_ids, cfg) if parent else None
     if resume is not None:
         provenance = _recorded_parent(run_dir)
@@ -170,7 +187,8 @@ def _prepare(
         f", {dist_info.world_size} processes" if dist_info.enabled else "",
     )
     ctx = FitContext(run_dir, dist_info, side, user_ids, fingerprint, resume, resume_from, started)
-    return Prepared(splits, summary, model, device, ctx, n_params, provenance)
+    ctx.item_features = features.meta if model.item_repr is not None else None
+    return Prepared(splits, summary, model, device, ctx, n_params, provenance, features)
 
 
 def _record_start(run_dir: Path, cfg: TrainConfig, record: Optional[dict[str, str]], summary: dict[str, Any]) -> None:
@@ -223,6 +241,7 @@ def _train_and_test(
     }
     if result.profile is not None:
         metrics["profile"] = result.profile.summary
+    metrics.update(prepared.extra or {})
     if ctx.dist_info.is_main:
         _write_results(cfg, prepared, result, metrics)
     return metrics
@@ -251,7 +270,11 @@ def _test(cfg: TrainConfig, prepared: Prepared) -> tuple[dict[str, float], dict[
     for split_name in ("valid", "test"):
         split = ranking.shard(getattr(splits, split_name), ctx.dist_info.rank, ctx.dist_info.world_size)
         inputs = ranking.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, prepared.device, ctx.side)
-        if split_name == "test":
+        if split_name == "test" and not ctx.dist_info.enabled:
+            # One process: warm / cold groups, the feature-only baseline, beyond-accuracy metrics too.
+            prepared.extra = cold_start.test_extras(cfg, prepared, inputs)
+            results = prepared.extra.pop("model_metrics")
+        elif split_name == "test":
             results = ranking.evaluate_model(prepared.model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
         scorer = ranking.popularity_scorer(splits.seen_item_counts(split_name), prepared.device)
         popularity[split_name] = ranking.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks, gather)
@@ -273,6 +296,7 @@ def _write_results(cfg: TrainConfig, prepared: Prepared, result: Any, metrics: d
             metric_names(cfg.eval.ks),
         )
     )
+    cold_start.show_cold_start(metrics, cfg.encoder.name, cfg.eval.ks)
     log.info("Run directory: %s", run_dir)
 
 

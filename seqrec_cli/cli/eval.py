@@ -24,7 +24,8 @@ from seqrec_cli.data.sources import describe_source
 from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.reporting.runs import load_splits, open_run, other_dataset, side_inputs_for
-from seqrec_cli.evaluation import ranking
+from seqrec_cli.evaluation import cold_start, ranking
+from seqrec_cli.models.item_repr import features_of
 from seqrec_cli.io.artifacts import write_json
 from seqrec_cli.io.console import results_table, show_table
 
@@ -53,9 +54,10 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
 
     side = side_inputs_for(run, splits.data)
     inputs = ranking.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
-    model_metrics = ranking.evaluate_model(run.model, inputs, batch_size, ks, run.use_amp)
-    scorer = ranking.popularity_scorer(splits.seen_item_counts(cfg.split), run.device)
-    popularity = ranking.evaluate(inputs, scorer, batch_size, ks)
+    matrix = cold_start.feature_matrix(features_of(run.model.item_repr)) if run.model.item_repr is not None else None
+    train_counts, visible = splits.seen_item_counts("valid"), splits.seen_item_counts(cfg.split)
+    extra = cold_start.evaluate_split(run.model, inputs, train_counts, visible, batch_size, ks, run.use_amp, matrix)
+    model_metrics, popularity = extra["metrics"]["model"], extra["metrics"]["popularity"]
 
     result = {
         "run": str(run.run_dir.resolve()),
@@ -69,6 +71,10 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
         "encoder": train_cfg.encoder.name,
         "metrics": model_metrics,
         "popularity": popularity,
+        # Warm targets: items with training events; cold: none (see docs/ARCHITECTURE.md).
+        "cold_start": extra["cold_start"],
+        "beyond": extra["beyond"],
+        **({"feature_baseline": extra["metrics"]["features"]} if matrix is not None else {}),
         "device": str(run.device),
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -80,6 +86,11 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
             {train_cfg.encoder.name: model_metrics, "popularity": popularity},
             metric_names(ks),
         )
+    )
+    cold_start.show_cold_start(
+        {"cold_start": {"test": result["cold_start"]}, "beyond": {"test": result["beyond"]}},
+        train_cfg.encoder.name,
+        ks,
     )
     log.info("Wrote %s", out)
     return result

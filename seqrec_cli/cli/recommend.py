@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -27,6 +28,7 @@ from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.io.artifacts import write_csv
 from seqrec_cli.evaluation.inference import top_k
+from seqrec_cli.evaluation.new_items import read_new_items
 from seqrec_cli.reporting.runs import IdIndex, TrainedRun, load_splits, open_run, side_inputs_for
 from seqrec_cli.serving.explain import explain_histories
 
@@ -67,6 +69,7 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
         raise UserError("Nothing to recommend for: every id given was unknown.")
 
     exclude = histories if cfg.exclude_seen else None
+    new = read_new_items(run, cfg.item_table, cfg.candidates) if cfg.item_table else None
     top = top_k(
         run.model,
         histories,
@@ -77,7 +80,11 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
         run.use_amp,
         gaps=gaps if run.model.uses_time_gaps else None,
         users=np.asarray(user_rows, dtype=np.int64) if run.model.uses_users else None,
+        extra=new.reprs if new is not None else None,
+        allowed=new.allowed if new is not None else None,
     )
+    if new is not None and len(new.ids):  # new items are columns n_items + 1..: name them
+        run = replace(run, item_ids=np.concatenate([run.item_ids.astype(new.ids.dtype), new.ids]))
     reasons = (
         explain_histories(run.model, run.item_ids, histories, gaps, user_rows, top.items, run.cfg.model.max_len)
         if cfg.explain

@@ -70,12 +70,16 @@ class RecommendAppConfig:
     batch_size: int = 256
     # Per recommended item, the history items that raised its score most (occlusion), in a `because` column.
     explain: bool = False
+    # An item table (the run's dataset.item_features columns) whose items the model never saw are
+    # scored from their features; candidates: all (catalogue + table) or in_table (the table's only).
+    item_table: Optional[str] = None
+    candidates: str = "all"
 
 
 # Per command: its name in messages, and the settings naming a user's file or folder.
 _COMMANDS = {
     "EvalAppConfig": ("seqrec-eval", ("run", "data.path", "out")),
-    "RecommendAppConfig": ("seqrec-recommend", ("run", "users_file", "out")),
+    "RecommendAppConfig": ("seqrec-recommend", ("run", "users_file", "out", "item_table")),
 }
 
 
@@ -105,6 +109,9 @@ def validate_recommend(cfg: RecommendAppConfig) -> None:
     require(cfg.k > 0, "k", cfg.k, "an integer > 0")
     require(cfg.batch_size > 0, "batch_size", cfg.batch_size, "an integer > 0")
     require_choice("on_unknown", cfg.on_unknown, ("error", "skip"))
+    require_choice("candidates", cfg.candidates, ("all", "in_table"))
+    if cfg.candidates == "in_table" and not cfg.item_table:
+        raise UserError("candidates=in_table restricts recommendations to an item table: set item_table=<file>.")
     if not (cfg.users or cfg.users_file or cfg.history):
         raise UserError("Say whom to recommend for: users=[...], users_file=<file> or history=[...] (original ids).")
 

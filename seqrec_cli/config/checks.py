@@ -32,6 +32,7 @@ from seqrec_cli.config.schema import (
     DatasetConfig,
     TrainConfig,
 )
+from seqrec_cli.config.feature_checks import validate_features
 from seqrec_cli.errors import UserError
 
 
@@ -52,6 +53,7 @@ def metric_names(ks: List[int]) -> List[str]:
 def validate(cfg: TrainConfig) -> None:
     """Reject values that are well-typed but impossible, naming the key and what is allowed."""
     validate_dataset(cfg.dataset)
+    validate_features(cfg)
     _validate_synthetic(cfg.dataset.synthetic)
     _validate_model(cfg)
     _validate_loss_and_optimizer(cfg)

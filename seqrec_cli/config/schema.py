@@ -31,8 +31,12 @@ __all__ = [
     "PRECISIONS",
     "METRIC_FAMILIES",
     "LOGGERS",
+    "ITEM_REPRS",
+    "FEATURE_COMBINE",
+    "FEATURE_FILL",
     "SyntheticConfig",
     "SplitConfig",
+    "ItemFeaturesConfig",
     "DatasetConfig",
     "ModelConfig",
     "EncoderConfig",
@@ -69,6 +73,9 @@ SCHEDULERS = ("none", "cosine", "linear", "step", "plateau")
 PRECISIONS = ("bf16", "fp16", "fp32")
 METRIC_FAMILIES = ("hr", "ndcg", "mrr")
 LOGGERS = ("none", "mlflow", "tensorboard")
+ITEM_REPRS = ("id", "id+features", "features")
+FEATURE_COMBINE = ("sum", "concat")
+FEATURE_FILL = ("error", "median", "zero")
 
 
 @dataclass
@@ -102,6 +109,40 @@ class SplitConfig:
     # Explicit cut instants in the units of the time column; they override the quantiles.
     valid_time: Optional[float] = None
     test_time: Optional[float] = None
+    # Item hold-out (cold-start protocol): this seeded random fraction of items has its events
+    # removed from every training input and target; evaluation targets stay leave-one-out, so a
+    # user whose target is a held-out item is a cold case (seqrec_cli/data/cold_items.py).
+    cold_items: float = 0.0
+    cold_seed: int = 0
+
+
+@dataclass
+class ItemFeaturesConfig:
+    """An item table beside the events, joined by the original item id
+    (seqrec_cli/data/item_features.py). MovieLens datasets read their genres and release year
+    themselves when `path` is null."""
+
+    path: Optional[str] = None
+    id_col: str = "item_id"
+    # auto: Parquet by content or extension, else delimited text (compression sniffed).
+    format: str = "auto"
+    sep: str = ","
+    encoding: Optional[str] = None
+    # One value per item / several values in one cell split by `multi_sep` / standardised numbers.
+    categorical: List[str] = field(default_factory=list)
+    multi_valued: List[str] = field(default_factory=list)
+    multi_sep: Optional[str] = None
+    numeric: List[str] = field(default_factory=list)
+    # Numeric columns read as log1p(value) before standardising (skewed values such as prices).
+    log_numeric: List[str] = field(default_factory=list)
+    # Non-numeric or non-finite numeric values: error (naming the column and count), median or zero.
+    fill: str = "error"
+    # Precomputed embeddings per item: a .npy with `vectors_ids` (one id per line), or a Parquet
+    # file with `vectors_id_col` and a list/array column `vectors_col`.
+    vectors: Optional[str] = None
+    vectors_ids: Optional[str] = None
+    vectors_id_col: str = "item_id"
+    vectors_col: str = "vector"
 
 
 @dataclass
@@ -155,6 +196,7 @@ class DatasetConfig:
     cache_dir: Optional[str] = None
     use_cache: bool = True
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    item_features: ItemFeaturesConfig = field(default_factory=ItemFeaturesConfig)
 
 
 @dataclass
@@ -168,6 +210,15 @@ class ModelConfig:
     # A learned vector per training user, added to the sequence representation before scoring;
     # users the model never trained on are scored from their sequence alone.
     user_embedding: bool = False
+    # Item features (dataset.item_features; MovieLens: genres + year): true = id + features.
+    item_features: bool = False
+    # What an item is: id | id+features | features; null = id, or id+features with item_features.
+    item_repr: Optional[str] = None
+    # sum: id embedding + one embedding per feature; concat: concatenated and projected.
+    feature_combine: str = "sum"
+    # Fraction of items whose id embedding is dropped at each training step (DropoutNet), so the
+    # feature path learns to stand on its own for items nobody has touched yet.
+    id_dropout: float = 0.0
 
 
 @dataclass

@@ -24,7 +24,7 @@ __all__ = ["Interactions", "EvalSplit", "SequenceSplits", "leave_one_out", "load
 
 # Settings that only say where things are kept or how they are split (splits are computed after
 # the cache); everything else in DatasetConfig changes the processed data and is in the cache key.
-_NOT_IN_CACHE_KEY = ("cache_dir", "use_cache", "split", "data_dir", "url", "sha256", "path")
+_NOT_IN_CACHE_KEY = ("cache_dir", "use_cache", "split", "data_dir", "url", "sha256", "path", "item_features")
 
 
 def cache_payload(cfg: DatasetConfig, path: Path | None) -> dict:

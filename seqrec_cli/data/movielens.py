@@ -150,3 +150,46 @@ def titles(cfg: DatasetConfig) -> Optional[dict]:
             problem = exc
     log.warning("No item titles for %s: %s", cfg.name, problem)
     return None
+
+
+# u.item's 19 genre flags, in the order of ml-100k's u.genre.
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+_YEAR = r"\((\d{4})\)\s*$"
+
+
+def movie_features(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Genres ("A|B", empty when none) and release year of every movie of the release, and the
+    movie ids as text: from `u.item` (ml-100k: genre flags, year of the release date, else of
+    the title), `movies.dat` / `movies.csv` (genres column, year from the title)."""
+    layout = LAYOUTS[cfg.name]
+    ratings = ratings_file(cfg, download=False)
+    movies = _find(ratings.parent, layout.movies)
+    if movies is None:
+        raise UserError(f"No {layout.movies} beside {ratings}: the genres and years of {cfg.name} are read from it.")
+    if cfg.name == "ml-100k":
+        wanted = ["0", "1", "2", *(str(5 + i) for i in range(len(ML100K_GENRES)))]
+        df = readers.read_delimited(movies, "|", False, wanted, "latin-1", ["1", "2"], ["0"])
+        flags = df[wanted[3:]].to_numpy() == 1
+        genres = ["|".join(g for g, on in zip(ML100K_GENRES, row) if on) for row in flags]
+        year = df["2"].astype(str).str.extract(r"(\d{4})$")[0].fillna(df["1"].astype(str).str.extract(_YEAR)[0])
+        id_col = "0"
+    else:
+        id_col, title_col = layout.movies_columns
+        genre_col = "genres" if layout.movies_header else "2"
+        encoding = layout.movies_encodings[0]
+        df = readers.read_delimited(
+            movies,
+            layout.movies_sep,
+            layout.movies_header,
+            [id_col, title_col, genre_col],
+            encoding,
+            [title_col],
+            [id_col],
+        )
+        genres = [g if g != "(no genres listed)" else "" for g in df[genre_col].astype(str)]
+        year = df[title_col].astype(str).str.extract(_YEAR)[0]
+    keys = [str(v) for v in columns.ids(df[id_col], str(movies), id_col, cfg.id_type).tolist()]
+    return pd.DataFrame({"genres": genres, "year": pd.to_numeric(year, errors="coerce")}), keys

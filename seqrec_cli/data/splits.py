@@ -153,7 +153,15 @@ def temporal(data: Interactions, valid_cut: float, test_cut: float) -> SequenceS
 
 
 def split(data: Interactions, cfg: SplitConfig) -> SequenceSplits:
-    """The configured split: leave-one-out, or temporal at timestamps or quantiles."""
+    """The configured split: leave-one-out (with an item hold-out when `cfg.cold_items` > 0), or
+    temporal at timestamps or quantiles."""
+    if cfg.kind == "leave_one_out" and cfg.cold_items > 0:
+        from seqrec_cli.data.cold_items import hold_out
+
+        held, details = hold_out(data, cfg.cold_items, cfg.cold_seed)
+        splits = leave_one_out(held)
+        splits.kind, splits.details = "leave_one_out+cold_items", details
+        return splits
     if cfg.kind == "leave_one_out":
         return leave_one_out(data)
     if data.times is None:

@@ -43,13 +43,17 @@ def top_k(
     amp: bool = False,
     gaps: Sequence[np.ndarray] | None = None,
     users: np.ndarray | None = None,
+    extra: torch.Tensor | None = None,
+    allowed: np.ndarray | None = None,
 ) -> TopK:
     """The k best items after each history (each non-empty), best first.
 
     `exclude[i]` lists the items never to recommend after history i (None: exclude nothing);
     `max_len` is the input window the model was trained with (`model.max_len`). Models with
     time-gap features need `gaps` (bucket per history event); `users` gives model user rows
-    (0 or None: the history alone).
+    (0 or None: the history alone). `extra` [m, dim] adds items the model never saw as ids
+    n_items + 1.. (scored by the same dot product); `allowed` (bool, one per column) restricts
+    the candidates.
     """
     if any(len(h) == 0 for h in histories):
         raise ValueError("every history needs at least one item")
@@ -58,36 +62,46 @@ def top_k(
     device = next(model.parameters()).device
     items, lengths = histories_matrix(histories, max_len)
     gap_rows = histories_matrix(gaps, max_len)[0] if model.uses_time_gaps and gaps is not None else None
-    n_items = model.n_items
+    n_items = model.n_items + (len(extra) if extra is not None else 0)
+    blocked = torch.as_tensor(~allowed, device=device) if allowed is not None else None
     k_eff = min(k, n_items)
     out_items = np.zeros((len(histories), k), dtype=np.int64)
     out_scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(histories), batch_size):
-            stop = min(start + batch_size, len(histories))
-            x = torch.as_tensor(items[start:stop], device=device)
-            n = torch.as_tensor(lengths[start:stop], device=device)
-            g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
-            u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
-            ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
-            with torch.no_grad():
-                with ctx:
-                    hidden = model.last_hidden(x, n, g, u)
-                scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
-            if exclude is not None:
-                rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
-                    np.int64
+        with model.precomputed_items():
+            for start in range(0, len(histories), batch_size):
+                stop = min(start + batch_size, len(histories))
+                x = torch.as_tensor(items[start:stop], device=device)
+                n = torch.as_tensor(lengths[start:stop], device=device)
+                g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
+                u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
+                ctx = (
+                    torch.autocast(device.type, dtype=torch.bfloat16)
+                    if amp and device.type == "cuda"
+                    else nullcontext()
                 )
-                cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
-                scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
-            # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
-            values, order = torch.sort(scores, dim=1, descending=True, stable=True)
-            values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
-            order[~np.isfinite(values)] = 0
-            out_items[start:stop, :k_eff] = order
-            out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
+                with torch.no_grad():
+                    with ctx:
+                        hidden = model.last_hidden(x, n, g, u)
+                    scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
+                if extra is not None:
+                    scores = torch.cat([scores, hidden.float() @ extra.T], dim=1)
+                if blocked is not None:
+                    scores[:, blocked] = float("-inf")
+                if exclude is not None:
+                    rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
+                        np.int64
+                    )
+                    cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
+                    scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
+                # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
+                values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+                values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
+                order[~np.isfinite(values)] = 0
+                out_items[start:stop, :k_eff] = order
+                out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
     finally:
         model.train(was_training)
     return TopK(out_items, out_scores)

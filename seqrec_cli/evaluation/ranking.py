@@ -129,9 +129,11 @@ def score_chunk_rows(n_items: int, device: torch.device, batch_size: int) -> int
     return max(MIN_ROWS, min(batch_size, SCORE_CHUNK_BYTES // (4 * max(n_items, 1))))
 
 
-def rank_all(inputs: EvalInputs, scorer: Scorer, batch_size: int) -> np.ndarray:
+def rank_all(inputs: EvalInputs, scorer: Scorer, batch_size: int, top: Optional[np.ndarray] = None) -> np.ndarray:
     """0-based target ranks of every row, in the split's order. Rows are encoded in batches of at
-    most `batch_size` rows of one width, then scored and ranked chunk by chunk."""
+    most `batch_size` rows of one width, then scored and ranked chunk by chunk. `top` ([n, K]
+    int64, split order), when given, receives each row's K best items after masking (the list a
+    user would get; `torch.topk` orders ties), for the beyond-accuracy metrics."""
     slices = batch_slices(inputs.widths, batch_size)
     if not slices:
         return np.zeros(0, dtype=np.int64)
@@ -143,6 +145,8 @@ def rank_all(inputs: EvalInputs, scorer: Scorer, batch_size: int) -> np.ndarray:
     score_buf = torch.empty(chunk, n_items, device=device)
     count_buf = torch.empty(chunk, n_items, device=device)
     sorted_ranks = torch.empty(len(inputs), dtype=torch.int64, device=device)  # read back once
+    k_top = min(top.shape[1], n_items) if top is not None else 0
+    sorted_top = torch.zeros(len(inputs), k_top, dtype=torch.int64, device=device)
     for rows in slices:
         queries = scorer.encode(inputs, rows)
         for lo in range(0, len(queries), chunk):
@@ -155,8 +159,12 @@ def rank_all(inputs: EvalInputs, scorer: Scorer, batch_size: int) -> np.ndarray:
             sorted_ranks[first : first + n] = target_ranks(
                 scores, inputs.targets[first : first + n] - 1, mask_rows, inputs.mask_items[a:b] - 1, count_buf[:n]
             )
+            if k_top:
+                sorted_top[first : first + n] = torch.topk(scores, k_top, dim=1).indices + 1
     ranks = np.empty(len(inputs), dtype=np.int64)
     ranks[inputs.order] = sorted_ranks.cpu().numpy()
+    if top is not None:
+        top[inputs.order, :k_top] = sorted_top.cpu().numpy()
     return ranks
 
 
@@ -227,6 +235,7 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     try:
-        return evaluate(inputs, model_scorer(model, amp), batch_size, ks, gather)
+        with model.precomputed_items():  # item features: the item table once per pass
+            return evaluate(inputs, model_scorer(model, amp), batch_size, ks, gather)
     finally:
         model.train(was_training)

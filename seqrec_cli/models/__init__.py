@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from typing import Any, Optional
+
+from seqrec_cli.config.feature_checks import item_repr as item_repr_name
 from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
@@ -14,11 +17,19 @@ __all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "build", "count
 
 
 def build(
-    model: ModelConfig, encoder: EncoderConfig, n_items: int, n_user_rows: int = 0, objective: str = "next"
+    model: ModelConfig,
+    encoder: EncoderConfig,
+    n_items: int,
+    n_user_rows: int = 0,
+    *,
+    objective: str = "next",
+    feature_meta: Optional[dict[str, Any]] = None,
 ) -> SequentialRecommender:
     """The configured model; `n_user_rows` (trained users + 1) sizes the user table when
     `model.user_embedding` is on; `objective="masked"` makes BERT4Rec's (bidirectional attention
-    and a mask token)."""
+    and a mask token); `feature_meta` (`ItemFeatures.meta`) sizes the feature embeddings when
+    `model.item_repr` uses features (load the catalogue with `model.item_repr.set_catalogue`, or a
+    state dict)."""
     dim = model.embedding_dim
     hidden = encoder.hidden_size or dim
     masked = objective == "masked"
@@ -52,7 +63,38 @@ def build(
         raise ValueError("model.user_embedding needs n_user_rows >= 1")
     input_width = one_hot_width(encoder.name, hidden) if one_hot else 0
     mask_len = model.max_len if masked else 0
-    return SequentialRecommender(n_items, dim, enc, model.init_std, gap_buckets, user_rows, mask_len, input_width)
+    return SequentialRecommender(
+        n_items,
+        dim,
+        enc,
+        model.init_std,
+        gap_buckets,
+        user_rows,
+        mask_len=mask_len,
+        input_width=input_width,
+        item_repr=_item_representation(model, feature_meta, n_items),
+    )
+
+
+def _item_representation(
+    model: ModelConfig, feature_meta: Optional[dict[str, Any]], n_items: int
+) -> Optional[nn.Module]:
+    repr_name = item_repr_name(model)
+    if repr_name == "id":
+        return None
+    if feature_meta is None:
+        raise ValueError(f"model.item_repr={repr_name} needs the item features' meta")
+    from seqrec_cli.models.item_repr import ItemRepresentation
+
+    return ItemRepresentation(
+        feature_meta,
+        n_items,
+        model.embedding_dim,
+        model.init_std,
+        repr_name == "id+features",
+        model.feature_combine,
+        model.id_dropout,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,9 +19,11 @@ row as its gate inputs.
 
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -77,6 +79,7 @@ class SequentialRecommender(nn.Module):
         n_user_rows: int = 0,
         mask_len: int = 0,
         input_width: int = 0,
+        item_repr: Optional[nn.Module] = None,
     ) -> None:
         """`mask_len` > 0: a masked-objective model whose inference inputs are `mask_len` wide."""
         super().__init__()
@@ -88,6 +91,31 @@ class SequentialRecommender(nn.Module):
         self.gap_embedding = _zero_padded_embedding(n_gap_buckets, dim, init_std) if n_gap_buckets else None
         self.user_embedding = _zero_padded_embedding(n_user_rows, dim, init_std) if n_user_rows else None
         self.encoder = encoder
+        # Item features (models/item_repr.py); None: an item is its id embedding alone.
+        self.item_repr = item_repr
+        self._frozen_items: Optional[torch.Tensor] = None
+
+    def item_table(self) -> torch.Tensor:
+        """[n_items + 1, dim]: what each item is, on the input and the scoring side alike."""
+        if self.item_repr is None:
+            return self.item_embedding.weight
+        if self._frozen_items is not None:
+            return self._frozen_items
+        return self.item_repr.table(self.item_embedding.weight)
+
+    @contextmanager
+    def precomputed_items(self) -> Iterator[None]:
+        """Inside, the item table is computed once (no gradient) and reused by every batch: an
+        evaluation or recommendation pass scores through features at the cost of ids."""
+        if self.item_repr is None or self._frozen_items is not None:
+            yield
+            return
+        with torch.no_grad():
+            self._frozen_items = self.item_repr.table(self.item_embedding.weight)
+        try:
+            yield
+        finally:
+            self._frozen_items = None
 
     @property
     def uses_time_gaps(self) -> bool:
@@ -117,12 +145,17 @@ class SequentialRecommender(nn.Module):
         return self._with_user(hidden, users[:, None] if users is not None else None)
 
     def _embed(self, items: torch.Tensor, gaps: Optional[torch.Tensor]) -> torch.Tensor:
-        table = self.input_embedding if self.input_embedding is not None else self.item_embedding
+        if self.input_embedding is not None:
+            lookup = self.input_embedding
+        elif self.item_repr is not None:
+            lookup = lambda ids: F.embedding(ids, self.item_table())  # noqa: E731
+        else:
+            lookup = self.item_embedding
         if self.mask_embedding is None:
-            emb = table(items)
+            emb = lookup(items)
         else:
             masked = (items == self.mask_id).unsqueeze(-1)
-            emb = table(items.masked_fill(masked.squeeze(-1), 0))
+            emb = lookup(items.masked_fill(masked.squeeze(-1), 0))
             emb = torch.where(masked, self.mask_embedding.to(emb.dtype), emb)
         if self.gap_embedding is not None:
             if gaps is None:
@@ -168,7 +201,7 @@ class SequentialRecommender(nn.Module):
     def scores(self, hidden: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Scores for items 1..n_items (column j is item j + 1), into `out` when given. Short
         batches are padded to MIN_ROWS."""
-        table = self.item_embedding.weight[1:].T
+        table = self.item_table()[1:].T
         if len(hidden) >= MIN_ROWS or len(hidden) == 0:
             return torch.matmul(hidden, table, out=out)
         padded = torch.matmul(at_least_rows(hidden), table)[: len(hidden)]

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from seqrec_cli import data as data_module
 from seqrec_cli import models
 from seqrec_cli.config.convert import to_train_config
+from seqrec_cli.config.feature_checks import uses_features
 from seqrec_cli.config.schema import DatasetConfig, TrainConfig
 from seqrec_cli.data import Interactions, SequenceSplits
 from seqrec_cli.data.batches import SideInputs, gap_buckets
@@ -80,8 +81,13 @@ def open_run(path: str | Path, device: str = "auto") -> TrainedRun:
     if cfg.model.user_embedding and "user_ids" not in ckpt:
         raise UserError(f"{best} has no 'user_ids' entry although its model has user vectors.")
     torch_device = select_device(device, key="device")
+    meta = ckpt.get("item_features")  # vocabularies and scalers of a model with item features
+    if uses_features(cfg.model) and meta is None:
+        raise UserError(f"{best} has no 'item_features' entry although its model uses item features.")
     n_user_rows = len(user_ids) + 1 if user_ids is not None else 0
-    model = models.build(cfg.model, cfg.encoder, len(item_ids), n_user_rows, cfg.objective.name)
+    model = models.build(
+        cfg.model, cfg.encoder, len(item_ids), n_user_rows, objective=cfg.objective.name, feature_meta=meta
+    )
     model.load_state_dict(ckpt["model"])
     model.to(torch_device).eval()
     return TrainedRun(run_dir, cfg, model, item_ids, int(ckpt.get("epoch", 0)), torch_device, user_ids)

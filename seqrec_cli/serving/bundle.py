@@ -48,6 +48,11 @@ VERSIONED_PACKAGES = ("seqrec-cli", "torch", "numpy", "onnx", "onnxruntime", "on
 def open_finished_run(path: str | Path) -> tuple[TrainedRun, dict[str, Any]]:
     """The run and its metrics.json; a run still training (or stopped before testing) is refused."""
     run = open_run(path, "cpu")
+    if run.model.item_repr is not None:
+        raise UserError(
+            f"{run.run_dir} was trained with item features, which seqrec-export does not bundle yet: "
+            "serve it with seqrec-recommend, or export an id-only run."
+        )
     metrics_file = run.run_dir / "metrics.json"
     if not metrics_file.is_file():
         raise UserError(f"{run.run_dir} has not finished training (no metrics.json): export a finished run.")

@@ -222,11 +222,16 @@ def _differing_settings(saved: dict[str, Any], now: dict[str, Any], defaults: di
     # A key added to the schema after the checkpoint was written had its default value then.
     pairs = [(g, k) for g in RESUME_MUST_MATCH_GROUPS for k in sorted(set(saved.get(g, {})) | set(now[g]))]
     pairs += [p for p in RESUME_MUST_MATCH_KEYS if p not in pairs]
-    return [
-        f"{group}.{key}"
-        for group, key in pairs
-        if not same_setting(key, saved.get(group, {}).get(key, defaults[group].get(key)), now[group].get(key))
-    ]
+    out = []
+    for group, key in pairs:
+        before, after = saved.get(group, {}).get(key, defaults[group].get(key)), now[group].get(key)
+        if same_setting(key, before, after):
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):  # e.g. dataset.item_features: name its keys
+            out += [f"{group}.{key}.{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        else:
+            out.append(f"{group}.{key}")
+    return out
 
 
 def same_setting(key: str, saved: Any, now: Any) -> bool:

@@ -80,16 +80,21 @@ def full_cross_entropy(model: SequentialRecommender, hidden: torch.Tensor, targe
     Scoring the full catalogue beats BCE with one sampled negative by 20-70% on the published
     benchmarks, which is why it is the default. Logits are float32 even under bf16 autocast.
     """
-    return chunked_cross_entropy(hidden, model.item_embedding.weight[1:], targets - 1)
+    if model.item_repr is None:
+        return chunked_cross_entropy(hidden, model.item_embedding.weight[1:], targets - 1)
+    # With features, only items with training events are in the softmax (models/item_repr.py).
+    items = model.item_repr
+    return chunked_cross_entropy(hidden, model.item_table()[items.softmax_items], items.softmax_index[targets])
 
 
-def build_loss(cfg: LossConfig, item_counts: Optional[np.ndarray] = None) -> Loss:
+def build_loss(cfg: LossConfig, item_counts: Optional[np.ndarray] = None, only_trained: bool = False) -> Loss:
     """The configured loss. Sampled losses need the training item counts (popularity sampling,
     logQ correction); negatives are drawn from torch's global RNG, so a seeded or resumed run
-    draws the same ones."""
+    draws the same ones. `only_trained` (models with item features): negatives are drawn only
+    among items with training events, and are scored through the model's item table."""
     if cfg.name == "ce":
         return full_cross_entropy
     if item_counts is None:
         raise ValueError(f"loss {cfg.name!r} needs the training item counts")
-    sampled = build_sampled_loss(cfg, item_counts)
-    return lambda model, hidden, targets: sampled(model.item_embedding.weight, hidden, targets)
+    sampled = build_sampled_loss(cfg, item_counts, only_trained=only_trained)
+    return lambda model, hidden, targets: sampled(model.item_table(), hidden, targets)

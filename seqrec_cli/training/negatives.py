@@ -36,13 +36,16 @@ class Negatives:
         return self.items.ndim == 1
 
 
-def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray) -> torch.Tensor:
-    """Probability of drawing each item 1..n_items as a negative (index 0 = item 1)."""
+def sampling_distribution(cfg: LossConfig, item_counts: np.ndarray, only_trained: bool = False) -> torch.Tensor:
+    """Probability of drawing each item 1..n_items as a negative (index 0 = item 1);
+    `only_trained` (models with item features): items without training events are never drawn."""
     n_items = len(item_counts) - 1
     if cfg.sampling == "popularity" or cfg.sampling == "mixed":
         weights = np.maximum(item_counts[1:].astype(np.float64) ** cfg.popularity_alpha, 1e-12)
     else:
         weights = np.ones(n_items)
+    if only_trained:
+        weights = np.where(item_counts[1:] > 0, weights, 0.0)
     return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
 
 
@@ -55,9 +58,15 @@ def target_frequency(item_counts: np.ndarray) -> torch.Tensor:
 class NegativeSampler:
     """Draws the configured negatives for a batch of targets; holds the two distributions."""
 
-    def __init__(self, cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        cfg: LossConfig,
+        item_counts: np.ndarray,
+        generator: Optional[torch.Generator] = None,
+        only_trained: bool = False,
+    ) -> None:
         self.mode, self.k, self.share = cfg.sampling, cfg.n_negatives, cfg.share_negatives
-        self.probs = sampling_distribution(cfg, item_counts)
+        self.probs = sampling_distribution(cfg, item_counts, only_trained)
         self.freq = target_frequency(item_counts)
         self.generator = generator
 

@@ -61,10 +61,11 @@ def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
 
 
 def build_sampled_loss(
-    cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None
+    cfg: LossConfig, item_counts: np.ndarray, generator: Optional[torch.Generator] = None, only_trained: bool = False
 ) -> SampledLoss:
-    """The configured sampled loss; negatives come from `NegativeSampler` (seqrec_cli/training/negatives.py)."""
-    sampler = NegativeSampler(cfg, item_counts, generator)
+    """The configured sampled loss; negatives come from `NegativeSampler` (seqrec_cli/training/negatives.py);
+    `only_trained`: items without training events are never drawn."""
+    sampler = NegativeSampler(cfg, item_counts, generator, only_trained=only_trained)
     n_items, k = len(item_counts) - 1, cfg.n_negatives
     beta = gbce_beta(k, n_items, cfg.gbce_t) if cfg.name == "gbce" else 1.0
     # Drawn negatives per position for BCE / gBCE / BPR (as their papers draw them) and for sampled

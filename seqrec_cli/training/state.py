@@ -52,6 +52,7 @@ class FitContext:
     resume: Optional[dict[str, Any]] = None  # a checked last.pt payload to continue from
     resume_path: Optional[Path] = None
     started: float = field(default_factory=time.perf_counter)  # when this process started the run
+    item_features: Optional[dict[str, Any]] = None  # vocabularies and scalers, for both checkpoints
 
 
 @dataclass

@@ -99,7 +99,8 @@ class Trainer:
         )
         model.to(device)
         self.optimizer = build_optimizer(model, cfg, device)
-        self.loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"))  # counts of the training part
+        # Counts of the training part; with item features, untrained items are never negatives.
+        self.loss_fn = build_loss(cfg.loss, splits.seen_item_counts("valid"), model.item_repr is not None)
         self.use_amp = t.amp and device.type == "cuda" and t.precision != "fp32"
         self.amp_dtype = torch.float16 if t.precision == "fp16" else torch.bfloat16
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (a no-op scaler).
@@ -244,6 +245,8 @@ class Trainer:
             data=self.ctx.data,
         )
         payload["schedule"] = self.schedule.state_dict()
+        if self.ctx.item_features is not None:  # vocabularies and scalers of the item features
+            payload["item_features"] = self.ctx.item_features
         if self.scaler.is_enabled():
             payload["grad_scaler"] = self.scaler.state_dict()
         save_checkpoint(self.ckpt_dir / "last.pt", payload)
@@ -258,6 +261,8 @@ class Trainer:
             user_ids=self.ctx.user_ids,
             data=self.ctx.data,
         )
+        if self.ctx.item_features is not None:
+            payload["item_features"] = self.ctx.item_features
         save_checkpoint(self.ckpt_dir / name, payload)
 
     def _keep_top_k(self, score: float, epoch: int, valid: dict) -> None:
