@@ -156,7 +156,7 @@ def _prepare(
     user_ids = inter.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
     features = item_setup.load_for_run(cfg, splits, resume, resume_from)
     if features is not None:
-        summary = {**summary, "item_features": feature_summary(features)}
+        summary = {**summary, "item_features": feature_summary(features, inter.items)}
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
     model = models.build(
         cfg.model,
