@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from seqrec_cli.evaluation import warm_cold
+
 COLD_BASE = [
     "model.embedding_dim=64",
     "model.max_len=50",
@@ -38,9 +40,9 @@ def cold_suites(row_type: type) -> dict[str, list]:
     }
 
 
-def _cell(groups: dict, group: str, key: str) -> str:
-    g = groups[group]
-    return f"{g[key]:.4f} ± {g[key + '_se']:.4f}" if key in g else "-"
+def _cell(flat: dict, prefix: str, group: str, key: str) -> str:
+    name = f"{prefix}test/{group}/{key}"
+    return f"{flat[name]:.4f} ± {flat[name + '_se']:.4f}" if name in flat else "-"
 
 
 def cold_markdown(results: list[dict]) -> str:
@@ -54,24 +56,23 @@ def cold_markdown(results: list[dict]) -> str:
     baselines: dict[str, tuple] = {}
     for r in results:
         m = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())
-        cs, beyond = m["cold_start"]["test"], m["beyond"]["test"]
-        lines.append(
-            _line(r["label"], cs["model"], beyond["model"], f"{r['best_epoch']}/{r['epochs_run']}", r["command"])
-        )
+        flat, beyond = warm_cold.from_metrics(m), m["beyond"]["test"]  # test/warm/hr@10, ...
+        lines.append(_line(r["label"], flat, "", beyond["model"], f"{r['best_epoch']}/{r['epochs_run']}", r["command"]))
         for name in ("popularity", "features"):
-            if name in cs and name not in baselines:
-                baselines[name] = (cs[name], beyond[name])
-    for name, (groups, beyond) in baselines.items():
+            prefix = warm_cold.PREFIXES[name]
+            if f"{prefix}test/warm/hr@10" in flat and name not in baselines:
+                baselines[name] = (flat, prefix, beyond[name])
+    for name, (flat, prefix, beyond) in baselines.items():
         label = {"popularity": "popularity baseline", "features": "feature-only baseline (cosine to history)"}[name]
-        lines.append(_line(label, groups, beyond, "-", "-"))
+        lines.append(_line(label, flat, prefix, beyond, "-", "-"))
     return "\n".join(lines)
 
 
-def _line(label: str, groups: dict, beyond: dict, epochs: str, command: str) -> str:
-    counts = f"{groups['warm']['count']} / {groups['cold']['count']}"
+def _line(label: str, flat: dict, prefix: str, beyond: dict, epochs: str, command: str) -> str:
+    counts = f"{flat['test/warm/targets']} / {flat['test/cold/targets']}"
     return (
-        f"| {label} | {_cell(groups, 'warm', 'hr@10')} | {_cell(groups, 'warm', 'ndcg@10')} | "
-        f"{_cell(groups, 'cold', 'hr@10')} | {_cell(groups, 'cold', 'ndcg@10')} | {counts} | "
+        f"| {label} | {_cell(flat, prefix, 'warm', 'hr@10')} | {_cell(flat, prefix, 'warm', 'ndcg@10')} | "
+        f"{_cell(flat, prefix, 'cold', 'hr@10')} | {_cell(flat, prefix, 'cold', 'ndcg@10')} | {counts} | "
         f"{beyond.get('coverage@10', float('nan')):.4f} | {beyond.get('novelty@10', float('nan')):.2f} | {epochs} | "
         + (f"`{command}` |" if command != "-" else "- |")
     )

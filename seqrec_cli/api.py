@@ -156,7 +156,7 @@ def _prepare(
     user_ids = inter.user_ids[side.user_rows > 0].tolist() if side.user_rows is not None else None
     features = item_setup.load_for_run(cfg, splits, resume, resume_from)
     if features is not None:
-        summary = {**summary, "item_features": feature_summary(features)}
+        summary = {**summary, "item_features": feature_summary(features, inter.items)}
     seed_everything(t.seed)  # model init does not depend on how much randomness data loading used
     model = models.build(
         cfg.model,
@@ -261,19 +261,22 @@ def _earlier_seconds(ctx: FitContext) -> float:
 
 
 def _test(cfg: TrainConfig, prepared: Prepared) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Test metrics of the model, and the popularity baseline on both splits."""
+    """Test metrics of the model, and the popularity baseline on both splits; in one process also
+    `prepared.extra` (`cold_start.run_extras` of both splits: warm / cold, baselines, beyond)."""
     t, ctx, splits = cfg.trainer, prepared.ctx, prepared.splits
     use_amp = t.amp and prepared.device.type == "cuda"
     gather = lambda ranks: gather_strided(ranks, ctx.dist_info)  # noqa: E731
     results: dict[str, float] = {}
     popularity: dict[str, dict[str, float]] = {}
+    prepared.extra = {}
     for split_name in ("valid", "test"):
         split = ranking.shard(getattr(splits, split_name), ctx.dist_info.rank, ctx.dist_info.world_size)
         inputs = ranking.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, prepared.device, ctx.side)
-        if split_name == "test" and not ctx.dist_info.enabled:
+        if not ctx.dist_info.enabled:
             # One process: warm / cold groups, the feature-only baseline, beyond-accuracy metrics too.
-            prepared.extra = cold_start.test_extras(cfg, prepared, inputs)
-            results = prepared.extra.pop("model_metrics")
+            extras = cold_start.run_extras(cfg, prepared, inputs, split_name)
+            results = extras.pop("model_metrics", results)
+            cold_start.merge_extras(prepared.extra, extras)
         elif split_name == "test":
             results = ranking.evaluate_model(prepared.model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
         scorer = ranking.popularity_scorer(splits.seen_item_counts(split_name), prepared.device)

@@ -24,7 +24,7 @@ from seqrec_cli.data.sources import describe_source
 from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.reporting.runs import load_splits, open_run, other_dataset, side_inputs_for
-from seqrec_cli.evaluation import cold_start, ranking
+from seqrec_cli.evaluation import cold_start, ranking, warm_cold
 from seqrec_cli.models.item_repr import features_of
 from seqrec_cli.io.artifacts import write_json
 from seqrec_cli.io.console import results_table, show_table
@@ -55,9 +55,19 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
     side = side_inputs_for(run, splits.data)
     inputs = ranking.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
     matrix = cold_start.feature_matrix(features_of(run.model.item_repr)) if run.model.item_repr is not None else None
-    train_counts, visible = splits.seen_item_counts("valid"), splits.seen_item_counts(cfg.split)
-    extra = cold_start.evaluate_split(run.model, inputs, train_counts, visible, batch_size, ks, run.use_amp, matrix)
+    extra = cold_start.evaluate_split(
+        run.model,
+        inputs,
+        train_counts=splits.seen_item_counts("valid"),
+        visible_counts=splits.seen_item_counts(cfg.split),
+        batch_size=batch_size,
+        ks=ks,
+        amp=run.use_amp,
+        matrix=matrix,
+    )
     model_metrics, popularity = extra["metrics"]["model"], extra["metrics"]["popularity"]
+    # Warm targets: items with training events; cold: none (flat names: evaluation/warm_cold.py).
+    groups = cold_start.split_extras(extra, cfg.split, matrix is not None).get(warm_cold.SECTION)
 
     result = {
         "run": str(run.run_dir.resolve()),
@@ -71,8 +81,7 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
         "encoder": train_cfg.encoder.name,
         "metrics": model_metrics,
         "popularity": popularity,
-        # Warm targets: items with training events; cold: none (see docs/ARCHITECTURE.md).
-        "cold_start": extra["cold_start"],
+        **({warm_cold.SECTION: groups} if groups else {}),
         "beyond": extra["beyond"],
         **({"feature_baseline": extra["metrics"]["features"]} if matrix is not None else {}),
         "device": str(run.device),
@@ -80,20 +89,23 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
     }
     out = output_path(cfg, run.run_dir)
     write_json(out, result)
+    show_result(result)
+    log.info("Wrote %s", out)
+    return result
+
+
+def show_result(result: dict[str, Any]) -> None:
+    """The tables of an eval_<split>.json: metrics beside the popularity baseline, then the warm /
+    cold and beyond-accuracy tables when it has them."""
+    split, name, ks = result["split"], result["encoder"], result["ks"]
     show_table(
         results_table(
-            f"{cfg.split.capitalize()} metrics ({len(split)} users, best epoch {run.epoch})",
-            {train_cfg.encoder.name: model_metrics, "popularity": popularity},
+            f"{split.capitalize()} metrics ({result['users']} users, best epoch {result['best_epoch']})",
+            {name: result["metrics"], "popularity": result["popularity"]},
             metric_names(ks),
         )
     )
-    cold_start.show_cold_start(
-        {"cold_start": {"test": result["cold_start"]}, "beyond": {"test": result["beyond"]}},
-        train_cfg.encoder.name,
-        ks,
-    )
-    log.info("Wrote %s", out)
-    return result
+    cold_start.show_cold_start({**result, "beyond": {split: result["beyond"]}}, name, ks)
 
 
 def output_path(cfg: EvalAppConfig, run_dir: Path) -> Path:

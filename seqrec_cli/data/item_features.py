@@ -46,6 +46,7 @@ class ItemFeatures:
     vectors: Optional[np.ndarray]  # float32 [n + 1, width]
     meta: dict[str, Any]
     missing: int = 0  # catalogue items absent from the table (their features are "unknown")
+    absent: Optional[np.ndarray] = None  # bool [n + 1]: which items those are (row 0, padding: False)
 
     @property
     def n_rows(self) -> int:
@@ -131,10 +132,11 @@ def encode_table(meta: dict[str, Any], table: pd.DataFrame, table_ids: list[str]
                 table[col].iloc[rows[present]], col, scaler["log"], meta.get("fill", "error"), scaler["fill"]
             )
             numeric[1:, j][present] = (values - scaler["mean"]) / scaler["std"]
-    missing = int((~present).sum())
+    absent = np.concatenate([[False], ~present])
+    missing = int(absent.sum())
     if missing:
         log.info("%d of %d items are not in the item table: their features are 'unknown'.", missing, len(item_ids))
-    return ItemFeatures(categorical, multi, numeric, None, meta, missing)
+    return ItemFeatures(categorical, multi, numeric, None, meta, missing, absent)
 
 
 def with_vectors(
@@ -283,11 +285,15 @@ def load_features(
     return features
 
 
-def feature_summary(features: ItemFeatures) -> dict[str, Any]:
-    """What data_summary.json says about the features."""
+def feature_summary(features: ItemFeatures, event_items: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """What data_summary.json says about the features; `event_items` (the item of every event the
+    run uses) counts the events whose item the table lacks, beside the count of such items."""
     meta = features.meta
+    absent = features.absent
+    events = int(absent[event_items].sum()) if absent is not None and event_items is not None else 0
     return {
         "items_missing_from_table": features.missing,
+        "events_missing_from_table": events,
         "categorical": {c: len(v) for c, v in meta["categorical"].items()},
         "multi_valued": {c: len(v) for c, v in meta["multi_valued"].items()},
         "numeric": list(meta["numeric"]),

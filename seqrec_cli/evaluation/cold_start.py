@@ -4,7 +4,8 @@ beyond-accuracy metrics of the recommended lists (definitions in docs/ARCHITECTU
 A target is *warm* when its item has events in the training data and *cold* when it has none
 (held out with `dataset.split.cold_items`, or first seen after a temporal cut). Each group
 reports every metric, its count and the standard error of each mean (sample standard deviation
-of the per-user values over the square root of the count).
+of the per-user values over the square root of the count), written under the flat names of
+`evaluation/warm_cold.py` (`test/warm/ndcg@10`, `test/cold/targets`, ...).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from seqrec_cli.data.item_features import ItemFeatures
+from seqrec_cli.evaluation import warm_cold
 from seqrec_cli.evaluation.metrics import ranking_metrics
 from seqrec_cli.evaluation.ranking import EvalInputs, Scorer
 
@@ -113,6 +115,7 @@ def beyond_accuracy(
 def evaluate_split(
     model: torch.nn.Module,
     inputs: EvalInputs,
+    *,
     train_counts: np.ndarray,
     visible_counts: np.ndarray,
     batch_size: int,
@@ -122,15 +125,16 @@ def evaluate_split(
 ) -> dict[str, dict]:
     """One split, one process: model, popularity and (with `matrix`) feature-only metrics, each
     also for warm / cold targets (warm: `train_counts[target] > 0`), and the beyond-accuracy
-    metrics of each one's lists (popularity counted in `visible_counts`)."""
+    metrics of each one's lists (popularity counted in `visible_counts`): {"metrics": ...,
+    "groups": ..., "beyond": ...}, each keyed by result set ("model", "popularity", "features")."""
     from seqrec_cli.evaluation.ranking import model_scorer, popularity_scorer, rank_all
 
     device = inputs.items.device
     scorers = {"model": None, "popularity": popularity_scorer(visible_counts, device)}
     if matrix is not None:
         scorers["features"] = feature_scorer(matrix, device)
-    warm = train_counts[inputs.targets.cpu().numpy()[np.argsort(inputs.order)]] > 0
-    out: dict[str, dict] = {"metrics": {}, "cold_start": {}, "beyond": {}}
+    warm = warm_targets(inputs, train_counts)
+    out: dict[str, dict] = {"metrics": {}, "groups": {}, "beyond": {}}
     was_training = model.training
     model.eval()
     try:
@@ -139,59 +143,77 @@ def evaluate_split(
                 top = np.zeros((len(inputs), max(ks)), dtype=np.int64)
                 ranks = rank_all(inputs, scorer or model_scorer(model, amp), batch_size, top)
                 out["metrics"][name] = ranking_metrics(ranks, ks)
-                out["cold_start"][name] = group_metrics(ranks, warm, ks)
+                out["groups"][name] = group_metrics(ranks, warm, ks)
                 out["beyond"][name] = beyond_accuracy(top, visible_counts, ks, matrix)
     finally:
         model.train(was_training)
     return out
 
 
-def test_extras(cfg: Any, prepared: Any, inputs: EvalInputs) -> dict[str, Any]:
-    """What a single-process run adds to metrics.json at test time: `model_metrics` (the test
-    metrics, as `ranking.evaluate_model` computes them), `cold_start` (warm / cold groups, when
-    the test targets include cold items or features are loaded), `beyond` (beyond-accuracy
-    metrics) and `feature_baseline` (with features)."""
-    splits = prepared.splits
-    matrix = feature_matrix(prepared.features) if prepared.features is not None else None
-    result = evaluate_split(
-        prepared.model,
-        inputs,
-        splits.seen_item_counts("valid"),
-        splits.seen_item_counts("test"),
-        cfg.trainer.eval_batch_size,
-        cfg.eval.ks,
-        cfg.trainer.amp and prepared.device.type == "cuda",
-        matrix,
-    )
-    extras: dict[str, Any] = {"model_metrics": result["metrics"]["model"], "beyond": {"test": result["beyond"]}}
-    if result["cold_start"]["model"]["cold"]["count"] or matrix is not None:
-        extras["cold_start"] = {"test": result["cold_start"]}
-    if matrix is not None:
-        extras["feature_baseline"] = {"test": result["metrics"]["features"]}
+def warm_targets(inputs: EvalInputs, train_counts: np.ndarray) -> np.ndarray:
+    """Bool per row, in the split's order: the target's item has training events."""
+    return train_counts[inputs.targets.cpu().numpy()[np.argsort(inputs.order)]] > 0
+
+
+def split_extras(result: dict[str, dict], split: str, with_features: bool) -> dict[str, Any]:
+    """What an `evaluate_split` result adds to metrics.json / eval_<split>.json: the flat warm /
+    cold names (`warm_cold`, when the split has cold targets or features are loaded: else every
+    target is warm and the groups repeat the overall metrics) and `feature_baseline`."""
+    extras: dict[str, Any] = {}
+    if result["groups"]["model"]["cold"]["count"] or with_features:
+        extras[warm_cold.SECTION] = warm_cold.flat_names(split, result["groups"])
+    if with_features:
+        extras["feature_baseline"] = {split: result["metrics"]["features"]}
     return extras
 
 
-def flat_groups(groups: dict[str, dict[str, float]], keys: Sequence[str]) -> dict[str, float]:
-    """{"warm/hr@10": ..., "cold/hr@10": ...} of one result set's groups."""
-    return {f"{g}/{k}": groups[g][k] for g in ("warm", "cold") for k in keys if k in groups[g]}
+def run_extras(cfg: Any, prepared: Any, inputs: EvalInputs, split: str) -> dict[str, Any]:
+    """What a single-process run adds to metrics.json for `split`: `split_extras`, and for the
+    test split `model_metrics` (the test metrics, as `ranking.evaluate_model` computes them) and
+    `beyond` (beyond-accuracy metrics). The validation split is evaluated again only when it has
+    something to add (cold targets, or features for the baseline)."""
+    splits = prepared.splits
+    matrix = feature_matrix(prepared.features) if prepared.features is not None else None
+    train_counts = splits.seen_item_counts("valid")
+    if split != "test" and matrix is None and warm_targets(inputs, train_counts).all():
+        return {}
+    result = evaluate_split(
+        prepared.model,
+        inputs,
+        train_counts=train_counts,
+        visible_counts=splits.seen_item_counts(split),
+        batch_size=cfg.trainer.eval_batch_size,
+        ks=cfg.eval.ks,
+        amp=cfg.trainer.amp and prepared.device.type == "cuda",
+        matrix=matrix,
+    )
+    extras = split_extras(result, split, matrix is not None)
+    if split == "test":
+        extras.update(model_metrics=result["metrics"]["model"], beyond={"test": result["beyond"]})
+    return extras
+
+
+def merge_extras(into: dict[str, Any], extras: dict[str, Any]) -> None:
+    """Add one split's `run_extras` to those of the others (each section's keys side by side)."""
+    for key, value in extras.items():
+        into.setdefault(key, {}).update(value)
 
 
 def show_cold_start(metrics: dict[str, Any], name: str, ks: Sequence[int]) -> None:
-    """The warm / cold and beyond-accuracy tables of a run's metrics.json, when it has them."""
+    """The warm / cold tables (one row per flat name, one column per result set) and the
+    beyond-accuracy table of a metrics.json or eval_<split>.json, when it has them."""
     from seqrec_cli.io.console import results_table, show_table
 
     k = 10 if 10 in ks else max(ks)
     labels = {"model": name, "popularity": "popularity", "features": "features only"}
-    groups = metrics.get("cold_start", {}).get("test")
-    if groups:
-        keys = [f"hr@{k}", f"ndcg@{k}"]
-        title = (
-            f"Test targets: {groups['model']['warm']['count']} warm, {groups['model']['cold']['count']} cold "
-            "(mean, ± standard error in metrics.json)"
-        )
-        columns = {labels[s]: flat_groups(g, keys) for s, g in groups.items()}
-        show_table(results_table(title, columns, [f"{g}/{m}" for g in ("warm", "cold") for m in keys]))
-    beyond = metrics.get("beyond", {}).get("test")
-    if beyond:
-        keys = [f"coverage@{k}", f"novelty@{k}", f"diversity@{k}", f"avg_popularity@{k}"]
-        show_table(results_table("Beyond accuracy (test lists)", {labels[s]: b for s, b in beyond.items()}, keys))
+    flat = warm_cold.from_metrics(metrics)
+    for split in warm_cold.splits_in(flat):
+        names = warm_cold.model_names(split, [f"hr@{k}", f"ndcg@{k}"])
+        # A baseline's own figures carry its prefix (popularity/test/warm/hr@10); counts are shared.
+        columns = {labels[s]: warm_cold.values_of(flat, s, names) for s in labels}
+        columns = {label: v for label, v in columns.items() if any(not n.endswith("/targets") for n in v)}
+        show_table(results_table(f"Warm / cold {split} targets (± standard errors in the JSON)", columns, names))
+    keys = [f"coverage@{k}", f"novelty@{k}", f"diversity@{k}", f"avg_popularity@{k}"]
+    for split, beyond in metrics.get("beyond", {}).items():
+        columns = {labels[s]: b for s, b in beyond.items()}
+        show_table(results_table(f"Beyond accuracy ({split} lists)", columns, keys))

@@ -48,14 +48,19 @@ def format_metrics(metrics: Mapping[str, float], keys: Sequence[str]) -> str:
 
 
 def results_table(title: str, columns: Mapping[str, Mapping[str, float]], keys: Sequence[str]) -> Table:
-    """One row per metric, one column per result set (e.g. model vs popularity baseline)."""
+    """One row per metric, one column per result set (e.g. model vs popularity baseline); means
+    with 4 decimals, counts (ints) as they are, "-" where a result set lacks the row."""
     table = Table(title=title, min_width=len(title) + 4)  # never wrap the title over two lines
     table.add_column("metric")
     for name in columns:
         table.add_column(name, justify="right")
     for key in keys:
-        table.add_row(key, *(f"{col[key]:.4f}" if key in col else "-" for col in columns.values()))
+        table.add_row(key, *(_figure(col[key]) if key in col else "-" for col in columns.values()))
     return table
+
+
+def _figure(value: float) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else f"{value:.4f}"
 
 
 def show_table(table: Table, console: Optional[Console] = None) -> None:

@@ -7,9 +7,10 @@ missing file) and is skipped with a note: it has no results to compare. A sweep 
 searched below for runs.
 The table shows what people compare first: the encoder, the loss, the key hyperparameters plus
 every setting that differs between the runs found (what a sweep varied), the tags, the best epoch,
-the validation and test metrics, and the time taken. On a narrow terminal the run name and the
-metrics always stay; the other columns are left out, least telling first, until the table fits,
-and a note line names them. `report.csv` holds the same rows with every metric and setting.
+the validation and test metrics, the warm / cold test metrics when a run has them, and the time
+taken. On a narrow terminal the run name and the metrics always stay; the other columns are left
+out, least telling first, until the table fits, and a note line names them (the layout:
+`reporting/layout.py`). `report.csv` holds the same rows with every metric and setting.
 `curves.png` draws validation NDCG@10 and the train loss per epoch, one line per run.
 
 Reads only small text files (no torch), so it starts fast.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import logging
 import os
@@ -30,30 +30,17 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from seqrec_cli.config.convert import flat_dict
 from seqrec_cli.errors import UserError
+from seqrec_cli.evaluation import warm_cold
 from seqrec_cli.io.artifacts import plot_runs, write_csv
 from seqrec_cli.io.console import console_handler
+from seqrec_cli.reporting.layout import KEY_PARAMS, report_table
 
 log = logging.getLogger("seqrec_cli")
 
-# Always shown (when present): (config key, column title).
-KEY_PARAMS = [
-    ("dataset.name", "dataset"),
-    ("encoder.name", "encoder"),
-    ("loss.name", "loss"),
-    ("optimizer.name", "optim"),
-    ("optimizer.lr", "lr"),
-    ("model.embedding_dim", "dim"),
-    ("model.max_len", "max_len"),
-    ("encoder.num_layers", "layers"),
-    ("encoder.dropout", "dropout"),
-    ("trainer.batch_size", "batch"),
-]
 # Settings that never explain a difference in results.
 IGNORED_PARAMS = (
     "trainer.resume",
@@ -63,8 +50,6 @@ IGNORED_PARAMS = (
     "dataset.use_cache",
     "logger.",
 )
-ALWAYS_SHOWN = ["encoder.name", "loss.name"]
-TABLE_METRICS = ["valid/ndcg@10", "test/ndcg@10", "test/hr@10", "test/mrr"]
 
 
 @dataclass
@@ -74,13 +59,17 @@ class RunRecord:
     params: dict[str, Any]  # flattened config, e.g. {"optimizer.lr": 0.001}
     metrics: Optional[dict[str, Any]]  # metrics.json, None while unfinished
     history: list[dict[str, str]] = field(default_factory=list)
+    # The warm / cold figures under their flat names (`test/cold/ndcg@10`; old nested form read too).
+    groups: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return self.metrics is not None
 
     def metric(self, key: str) -> Optional[float]:
-        """`valid/ndcg@10`, `test/mrr`, `popularity/test/hr@10`, ... from metrics.json."""
+        """`valid/ndcg@10`, `test/mrr`, `popularity/test/hr@10`, `test/cold/hr@10`, ... from metrics.json."""
+        if key in self.groups:
+            return self.groups[key]
         node: Any = self.metrics or {}
         for part in key.split("/"):
             node = node.get(part) if isinstance(node, dict) else None
@@ -146,7 +135,7 @@ def load_run(path: Path, label: str) -> RunRecord:
     if (path / "history.csv").is_file():
         with (path / "history.csv").open(newline="", encoding="utf-8") as fh:
             history = list(csv.DictReader(fh))
-    return RunRecord(path, label, params, metrics, history)
+    return RunRecord(path, label, params, metrics, history, warm_cold.from_metrics(metrics or {}))
 
 
 def labels_for(paths: Sequence[Path], roots: Sequence[Path]) -> list[str]:
@@ -184,6 +173,7 @@ def report_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
         for split in ("valid", "test"):
             names = [f"{split}/{m}" for m in (run.metrics or {}).get(split, {})]
             metric_keys += [k for k in names if k not in metric_keys]
+    group_keys = list(dict.fromkeys(k for run in runs for k in run.groups))  # the warm / cold names
     rows = []
     for run in runs:
         m = run.metrics or {}
@@ -198,124 +188,11 @@ def report_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
         row["epochs_run"] = m.get("epochs_run", len(run.history) or None)
         row.update({k: run.metric(k) for k in metric_keys})
         row["popularity/test/ndcg@10"] = run.metric("popularity/test/ndcg@10")
+        row.update({k: run.groups.get(k) for k in group_keys})
         row.update({k: m.get(k) for k in ("n_params", "device", "train_seconds", "total_seconds")})
         row["path"] = str(run.path)
         rows.append(row)
     return rows
-
-
-def report_table(runs: Sequence[RunRecord], rows: Sequence[dict[str, Any]], width: Optional[int] = None) -> Table:
-    """Encoder, loss, the settings that differ and the tags get columns; settings all runs share go in
-    the caption. With `width`, columns are left out (least telling first) until the table fits;
-    the run name and the metrics always stay, and the caption names what was left out."""
-    titles = dict(KEY_PARAMS)
-    candidates = [k for k, _ in KEY_PARAMS if k not in ALWAYS_SHOWN] + varying_params(runs)
-    distinct = {k: {json.dumps(r.get(k), default=str) for r in rows} for k in candidates}
-    varying = [k for k in candidates if len(distinct[k]) > 1]
-    shared = [
-        f"{titles.get(k, k)}={cell(rows[0].get(k))}"
-        for k in candidates
-        if len(distinct[k]) == 1 and rows[0].get(k) is not None
-    ]
-    prefix = _common_folder([r["run"] for r in rows])
-    columns = _columns(rows, varying, titles, len(prefix) + 1 if prefix else 0)
-    # Most telling first: what tells the runs apart, then what describes them, then bookkeeping.
-    same = [k for k in ALWAYS_SHOWN if len({r.get(k) for r in rows}) == 1]
-    optional = [*(k for k in ALWAYS_SHOWN if k not in same), *varying, "tags", *same, "best_epoch", "sec"]
-    kept = _fit(columns, optional, width) if width else set(columns)
-    # A column every run shares moves to the caption rather than vanishing.
-    shared[:0] = [f"{titles[k]}={cell(rows[0].get(k))}" for k in same if k not in kept]
-    left_out = [
-        columns[k].title.replace("\n", " ") for k in optional if k in columns and k not in kept and k not in same
-    ]
-    notes = [f"runs in {prefix}/"] if prefix else []
-    notes += ["all runs: " + ", ".join(shared)] if shared else []
-    if left_out:
-        notes.append(f"left out to fit {width} columns: {', '.join(left_out)} (all in report.csv)")
-    table = _table(len(rows), [c for k, c in columns.items() if k in kept], "\n".join(notes) or None)
-    return table
-
-
-@dataclass
-class _Column:
-    title: str
-    cells: list[str]
-    justify: str = "right"
-
-
-def _common_folder(labels: Sequence[str]) -> str:
-    """The folder every run label starts with (a sweep's own name), shown once in the caption."""
-    if len(labels) < 2:
-        return ""
-    parts = [Path(label).parts for label in labels]
-    common = []
-    for names in zip(*parts):
-        if len(set(names)) > 1:
-            break
-        common.append(names[0])
-    return str(Path(*common)) if common and all(len(p) > len(common) for p in parts) else ""
-
-
-def _columns(
-    rows: Sequence[dict[str, Any]], varying: Sequence[str], titles: dict[str, str], strip: int
-) -> dict[str, _Column]:
-    """Every column the table could show, in display order, keyed by its row key; run labels lose
-    their first `strip` characters (the folder they share)."""
-
-    def setting_title(key: str) -> str:
-        return titles.get(key) or "\n".join(key.rsplit(".", 1))  # long dotted keys wrap at the last dot
-
-    labels = [row["run"][strip:] + ("" if row["status"] == "done" else f" ({row['status']})") for row in rows]
-    columns = {"run": _Column("run", labels, "left")}
-    for key in [*ALWAYS_SHOWN, *varying]:
-        justify = "left" if key in ALWAYS_SHOWN else "right"
-        columns[key] = _Column(setting_title(key), [cell(r.get(key)) for r in rows], justify)
-    if any(r.get("tags") for r in rows):
-        columns["tags"] = _Column("tags", [cell(r.get("tags")) for r in rows], "left")
-    columns["best_epoch"] = _Column("best\nepoch", [cell(r["best_epoch"]) for r in rows])
-    for key in TABLE_METRICS:
-        columns[key] = _Column(key.replace("/", "\n"), [cell(r.get(key), ".4f") for r in rows])
-    columns["sec"] = _Column("sec", [cell(r["total_seconds"], ".1f") for r in rows])
-    return columns
-
-
-def _fit(columns: dict[str, _Column], optional: Sequence[str], width: int) -> set[str]:
-    """The run name, the metrics, and as many `optional` columns (in that order) as fit in `width`."""
-    kept = {k for k in columns if k not in optional}
-    for key in optional:
-        if key in columns and _natural_width([c for k, c in columns.items() if k in kept | {key}]) <= width:
-            kept.add(key)
-    return kept
-
-
-def _natural_width(columns: Sequence[_Column]) -> int:
-    """Width the table takes when no cell is cut, as rich measures it (padding and separators included)."""
-    table = _table(len(columns[0].cells), columns, None)
-    return Console(width=100_000, file=io.StringIO()).measure(table).maximum
-
-
-def _table(n_runs: int, columns: Sequence[_Column], caption: Optional[str]) -> Table:
-    table = Table(
-        title=f"{n_runs} run{'s' if n_runs != 1 else ''}",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        caption=caption,
-        caption_justify="left",
-    )
-    for column in columns:
-        table.add_column(column.title, justify=column.justify, overflow="fold")
-    for i in range(n_runs):
-        table.add_row(*(c.cells[i] for c in columns))
-    return table
-
-
-def cell(value: Any, fmt: str = "") -> str:
-    """A table cell: "-" for a missing value, numbers in `fmt`."""
-    if value is None:
-        return "-"
-    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format(value, fmt)
-    return str(value)
 
 
 def build_report(
@@ -331,7 +208,7 @@ def build_report(
     runs = [load_run(p, label) for p, label in zip(paths, labels_for(paths, roots))]
     rows = report_rows(runs)
     console = console or Console()
-    console.print(report_table(runs, rows, console.width))
+    console.print(report_table(rows, varying_params(runs), console.width))
     write_csv(out_dir / "report.csv", rows)
     log.info("Wrote %s", out_dir / "report.csv")
     curves = {_legend(r): r.history for r in runs if r.history}

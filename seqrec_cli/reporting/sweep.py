@@ -26,7 +26,8 @@ from rich.table import Table
 
 from seqrec_cli.io.artifacts import write_csv, write_json
 from seqrec_cli.io.console import stdout_console
-from seqrec_cli.reporting.report import cell, natural_key
+from seqrec_cli.reporting.layout import cell
+from seqrec_cli.reporting.report import natural_key
 
 log = logging.getLogger(__name__)
 

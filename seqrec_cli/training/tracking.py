@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from seqrec_cli.config.convert import flat_dict
 from seqrec_cli.config.schema import LOGGERS, LoggerConfig
 from seqrec_cli.errors import UserError
+from seqrec_cli.evaluation import warm_cold
 from seqrec_cli.io.artifacts import write_json
 
 log = logging.getLogger(__name__)
@@ -149,12 +150,15 @@ def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """metrics.json as flat numbers: `best_valid/ndcg@10`, `test/mrr`, `popularity/test/hr@10`, timings.
 
     The validation metrics of the best epoch are `best_valid/...` so they never land in the
-    per-epoch `valid/...` curves.
+    per-epoch `valid/...` curves. The warm / cold section's names are flat already
+    (`test/cold/ndcg@10`, evaluation/warm_cold.py) and are logged as they are.
     """
     out: dict[str, float] = {}
     for key, value in metrics.items():
         name = "best_valid" if key == "valid" else key
-        if isinstance(value, dict):
+        if key == warm_cold.SECTION and isinstance(value, dict):
+            out.update({k: float(v) for k, v in value.items() if _is_number(v)})
+        elif isinstance(value, dict):
             out.update({f"{name}/{k}": float(v) for k, v in flat_dict(value).items() if _is_number(v)})
         elif _is_number(value) and key != "objective":
             out[name] = float(value)

@@ -29,11 +29,11 @@ def trained(tmp_path_factory):
 def test_train_reports_warm_cold_beyond_and_carries_vocabularies(trained):
     work, run = trained
     metrics = json.loads((run / "metrics.json").read_text())
-    groups = metrics["cold_start"]["test"]
-    assert set(groups) == {"model", "popularity", "features"}
-    warm, cold = groups["model"]["warm"], groups["model"]["cold"]
-    assert warm["count"] + cold["count"] == json.loads((run / "data_summary.json").read_text())["split"]["test_users"]
-    assert cold["count"] > 0 and "ndcg@10_se" in cold
+    groups = metrics["warm_cold"]
+    assert {"test/warm/ndcg@10", "popularity/test/cold/hr@10", "feature_baseline/test/cold/hr@10"} <= set(groups)
+    warm, cold = groups["test/warm/targets"], groups["test/cold/targets"]
+    assert warm + cold == json.loads((run / "data_summary.json").read_text())["split"]["test_users"]
+    assert cold > 0 and "test/cold/ndcg@10_se" in groups and "valid/cold/ndcg@10" in groups
     assert {"coverage@10", "novelty@10", "diversity@10", "avg_popularity@10"} <= set(metrics["beyond"]["test"]["model"])
     assert "hr@10" in metrics["feature_baseline"]["test"]
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
@@ -41,6 +41,7 @@ def test_train_reports_warm_cold_beyond_and_carries_vocabularies(trained):
     assert "year" in best["item_features"]["numeric"]
     summary = json.loads((run / "data_summary.json").read_text())
     assert summary["item_features"]["items_missing_from_table"] == 0
+    assert summary["item_features"]["events_missing_from_table"] == 0
     assert summary["split"]["cold_items"] > 0
 
 
@@ -52,7 +53,7 @@ def test_eval_reproduces_the_test_metrics_with_groups(trained):
     out = json.loads((run / "eval_test.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert out["metrics"] == metrics["test"]
-    assert out["cold_start"] == metrics["cold_start"]["test"]
+    assert out["warm_cold"] == {k: v for k, v in metrics["warm_cold"].items() if "test/" in k}
 
 
 @pytest.mark.slow

@@ -42,6 +42,17 @@ def test_typed_columns_are_encoded_per_catalogue_item(tmp_path):
     assert f.missing == 1
 
 
+def test_summary_counts_the_events_and_the_items_missing_from_the_table(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text(TABLE)
+    f = _fit(path, [10, 20, 30, 40, 50])  # 40 and 50 are not in the table
+    events = np.array([1, 4, 4, 2, 5, 4, 3, 1])  # rows: 4 is item 40, 5 is item 50
+    summary = feats.feature_summary(f, events)
+    assert summary["items_missing_from_table"] == 2
+    assert summary["events_missing_from_table"] == 4 == sum(i in (4, 5) for i in events.tolist())
+    assert feats.feature_summary(_fit(path, [10, 20]), events[events <= 2])["events_missing_from_table"] == 0
+
+
 def test_log_option_and_unknown_values_under_a_saved_vocabulary(tmp_path):
     path = tmp_path / "items.csv"
     path.write_text(TABLE)

@@ -13,8 +13,11 @@ from conftest import run_cli
 from seqrec_cli.config.schema import TrainConfig
 
 
-def fake_run(path: Path, i: int, tags: list[str] | None = None, finished: bool = True, **settings) -> dict:
-    """A run directory as seqrec-train leaves it: .hydra/config.yaml, history.csv, metrics.json."""
+def fake_run(
+    path: Path, i: int, tags: list[str] | None = None, finished: bool = True, extra: dict | None = None, **settings
+) -> dict:
+    """A run directory as seqrec-train leaves it: .hydra/config.yaml, history.csv, metrics.json
+    (with `extra` sections, e.g. the warm / cold figures)."""
     config = asdict(TrainConfig())
     for dotted, value in settings.items():
         *parents, leaf = dotted.split("__")
@@ -39,6 +42,7 @@ def fake_run(path: Path, i: int, tags: list[str] | None = None, finished: bool =
         "device": "cpu",
         "total_seconds": 123.4 + i,
         "tags": tags or [],
+        **(extra or {}),
     }
     if finished:
         (path / "metrics.json").write_text(json.dumps(metrics))
@@ -80,6 +84,7 @@ def test_sixteen_runs_stay_readable_on_a_narrow_terminal(tmp_path, width):
         assert f"{0.0901 + i / 1000:.4f}" in row and f"{0.1801 + i / 1000:.4f}" in row  # test ndcg@10, hr@10
     assert "ndcg@10" in result.stdout and "mrr" in result.stdout
     assert "left out to fit" in result.stdout  # the note says what was dropped
+    assert "warm" not in result.stdout and "cold" not in result.stdout  # no run has warm / cold figures
     assert "runs in 2026-12-03_10-00-00/" in result.stdout  # the shared folder, once
     rows = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
     assert len(rows) == 16 and {"optimizer.lr", "encoder.dropout", "trainer.seed"} <= set(rows[0])  # CSV keeps all
@@ -136,3 +141,67 @@ def test_tags_get_a_column_and_a_csv_field(tmp_path):
     rows = list(csv.DictReader((tmp_path / "rep" / "report.csv").open()))
     assert [r["tags"] for r in rows] == ["baseline", "ablation,no-dropout"]
     assert "tags" in result.stdout and "ablation,no-dropout" in result.stdout
+
+
+def flat_groups(i: int) -> dict:
+    """The `warm_cold` section of a metrics.json (evaluation/warm_cold.py), model and popularity."""
+    return {
+        "warm_cold": {
+            "test/warm/targets": 150 + i,
+            "test/warm/ndcg@10": 0.2101 + i / 1000,
+            "test/warm/hr@10": 0.4101 + i / 1000,
+            "test/cold/targets": 50 - i,
+            "test/cold/ndcg@10": 0.0301 + i / 1000,
+            "test/cold/hr@10": 0.0601 + i / 1000,
+            "popularity/test/cold/ndcg@10": 0.0001,
+        }
+    }
+
+
+def nested_groups(i: int) -> dict:
+    """The same figures as a run written before the flat names stored them (`cold_start`)."""
+    flat = flat_groups(i)["warm_cold"]
+    model = {g: {"count": flat[f"test/{g}/targets"]} for g in ("warm", "cold")}
+    for g in ("warm", "cold"):
+        model[g].update({m: flat[f"test/{g}/{m}"] for m in ("ndcg@10", "hr@10")})
+    popularity = {
+        "warm": {"count": model["warm"]["count"]},
+        "cold": {"count": model["cold"]["count"], "ndcg@10": 0.0001},
+    }
+    return {"cold_start": {"test": {"model": model, "popularity": popularity}}}
+
+
+def test_warm_cold_columns_for_new_and_old_runs(tmp_path):
+    fake_run(tmp_path / "runs" / "flat", 0, extra=flat_groups(0))
+    fake_run(tmp_path / "runs" / "nested", 1, extra=nested_groups(1), encoder__dropout=0.0)
+    fake_run(tmp_path / "runs" / "plain", 2, encoder__dropout=0.1)
+    result = run_cli(
+        [str(tmp_path / "runs"), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": "160"}
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "warm" in result.stdout and "cold" in result.stdout and "targets" in result.stdout
+    for name, i in (("flat", 0), ("nested", 1)):
+        row = next(line for line in lines if line.split() and line.split()[0] == name)
+        assert f"{0.0301 + i / 1000:.4f}" in row and f"{0.4101 + i / 1000:.4f}" in row and f" {50 - i} " in row
+    rows = {r["run"]: r for r in csv.DictReader((tmp_path / "rep" / "report.csv").open())}
+    assert float(rows["runs/nested"]["test/cold/ndcg@10"]) == pytest.approx(0.0311)
+    assert float(rows["runs/flat"]["popularity/test/cold/ndcg@10"]) == pytest.approx(0.0001)
+    assert rows["runs/nested"]["test/cold/targets"] == "49" and rows["runs/plain"]["test/cold/targets"] == ""
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_warm_cold_columns_fit_a_narrow_terminal(tmp_path, width):
+    sweep = tmp_path / "sweep"
+    for i in range(16):
+        fake_run(sweep / str(i), i, extra=flat_groups(i), optimizer__lr=[1e-3, 3e-4][i % 2], model__id_dropout=i / 20)
+    result = run_cli(
+        [str(sweep), "--out", "rep"], tmp_path, module="seqrec_cli.reporting.report", env={"COLUMNS": str(width)}
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= width and "…" not in result.stdout
+    for i in range(16):
+        row = next(line for line in lines if line.split() and line.split()[0] == str(i))
+        assert f"{0.0901 + i / 1000:.4f}" in row and f"{0.0301 + i / 1000:.4f}" in row  # test and cold ndcg@10
+    assert "left out to fit" in result.stdout
