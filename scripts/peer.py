@@ -4,7 +4,8 @@ Why a peer: a seconds-per-epoch figure alone says little; beside a widely used l
 same data, split, hyper-parameters and threads it says how much the design choices (one row per
 window instead of one per prefix, batched full ranking) buy. RecBole runs in its own virtual
 environment (it needs numpy < 2 and pandas < 3; seqrec_cli needs the opposite), driven by
-`recbole_runner.py`; our side is a real `seqrec-train` run in a child process.
+`recbole_runner.py` (`peer_recbole.py`: the environment, the mirrored config, the run); our side is
+a real `seqrec-train` run in a child process.
 
 What makes the two sides comparable:
 - the same events: RecBole reads atomic files written here whose time field is each event's
@@ -14,7 +15,7 @@ What makes the two sides comparable:
   checks that filtered counts and every user's targets agree before reporting a figure.
 - the same filters: our dataset option's min_user_count / min_item_count become RecBole's
   `user_inter_num_interval` / `item_inter_num_interval` (both iterate the k-core to a fixed point).
-- the same hyper-parameters, taken from our composed config (`recbole_config`).
+- the same hyper-parameters, taken from our composed config (`peer_recbole.recbole_config`).
 
 Batch units differ: RecBole's batch is prefixes (one target each), ours is windows (a target at
 every position). By default RecBole's `train_batch_size` is our batch size times our mean targets
@@ -26,28 +27,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-RUNNER = Path(__file__).resolve().with_name("recbole_runner.py")
-sys.path.insert(0, str(RUNNER.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_data import compare_splits, ordered_events, our_split, write_atomic  # noqa: E402
+from peer_recbole import (  # noqa: E402
+    MODELS,
+    RECBOLE_VERSION,
+    ensure_recbole_venv,
+    matched_batch,
+    recbole_config,
+    recbole_side,
+    run_recbole,
+)
 from peer_table import machine, markdown_report, pair_row, table_lines, verdict_lines  # noqa: E402
-
-# RecBole 1.2.1 breaks with numpy 2 and pandas 3; its `ray` import needs pkg_resources (setuptools
-# < 81). torch==2.13.0 is the CPU build on this machine's local wheel store, as for our side.
-RECBOLE_PINS = ["recbole==1.2.1", "numpy<2", "pandas<3", "setuptools<81", "torch==2.13.0"]
-RECBOLE_VERSION = "1.2.1"
-MODELS = {"attention": "SASRec", "gru": "GRU4Rec"}
 
 
 @dataclass(frozen=True)
@@ -68,43 +69,6 @@ DATASETS = {
     "ml-100k": PeerDataset("ml-100k", "ml-100k", SHARED_DATA / "ml-100k", "peer_ml100k"),
     "beauty": PeerDataset("beauty", "sequences", SHARED_DATA / "amazon-beauty" / "Beauty.txt", "peer_beauty"),
 }
-
-
-# ------------------------------------------------------------------------------ RecBole venv
-
-
-def recbole_python(venv: Path) -> Path:
-    # Absolute: RecBole runs with its scratch folder as the working directory.
-    return venv.absolute() / "bin" / "python"
-
-
-def recbole_ready(venv: Path) -> bool:
-    """True when `venv` already holds RecBole 1.2.1 (then it is reused as it is)."""
-    python = recbole_python(venv)
-    if not python.is_file():
-        return False
-    probe = f"import recbole, sys; sys.exit(recbole.__version__ != {RECBOLE_VERSION!r})"
-    return subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
-
-
-def ensure_recbole_venv(venv: Path, install: bool = True) -> Path:
-    """The RecBole environment's python, creating the environment once (about 1.5 min)."""
-    if recbole_ready(venv):
-        return recbole_python(venv)
-    if not install:
-        raise SystemExit(
-            f"No RecBole {RECBOLE_VERSION} environment at {venv}: run without --skip-recbole-install to create it."
-        )
-    print(f"creating {venv} with {' '.join(RECBOLE_PINS)} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(recbole_python(venv)), "-m", "pip", "install", "--quiet"]
-    done = subprocess.run([*pip, *RECBOLE_PINS], capture_output=True, text=True)
-    if done.returncode != 0 or not recbole_ready(venv):
-        print(done.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(
-            f"Installing RecBole into {venv} failed (pip exit code {done.returncode}); see the pip output above."
-        )
-    return recbole_python(venv)
 
 
 # ----------------------------------------------------------------------------------- configs
@@ -144,105 +108,6 @@ def compose_ours(overrides: list[str]) -> Any:
         return to_train_config(compose(config_name="train", overrides=overrides))
 
 
-def _interval(min_count: int) -> Optional[str]:
-    return f"[{min_count},inf)" if min_count > 1 else None
-
-
-def _metric(name: str) -> str:
-    family, k = name.split("@")
-    return {"hr": "Hit", "ndcg": "NDCG"}[family] + "@" + k
-
-
-def recbole_config(
-    cfg: Any, dataset_name: str, data_path: Path, checkpoint_dir: Path, train_batch_size: int
-) -> dict[str, Any]:
-    """RecBole settings equal to our config `cfg` where RecBole has the setting at all.
-
-    Refuses what RecBole cannot mirror (another loss, rating filters, de-duplication, history caps,
-    the temporal split) with one sentence, rather than comparing different experiments.
-    """
-    d, t, e, m, o = cfg.dataset, cfg.trainer, cfg.encoder, cfg.model, cfg.optimizer
-    unsupported = [
-        (cfg.loss.name != "ce", f"loss={cfg.loss.name}"),
-        (e.name not in MODELS, f"encoder={e.name}"),
-        (d.min_rating is not None, f"dataset.min_rating={d.min_rating}"),
-        (d.dedup != "all", f"dataset.dedup={d.dedup}"),
-        (d.max_history is not None, f"dataset.max_history={d.max_history}"),
-        (d.split.kind != "leave_one_out", f"dataset.split.kind={d.split.kind}"),
-        (o.name not in ("adam", "adamw", "sgd"), f"optimizer={o.name}"),
-        (t.monitor.split("@")[0] not in ("hr", "ndcg"), f"trainer.monitor={t.monitor}"),
-    ]
-    for bad, setting in unsupported:
-        if bad:
-            raise SystemExit(
-                f"The RecBole comparison cannot mirror {setting}: "
-                "it compares loss=ce, attention/gru, leave-one-out runs only."
-            )
-    config: dict[str, Any] = {
-        "data_path": str(data_path),
-        "checkpoint_dir": str(checkpoint_dir),
-        "use_gpu": False,
-        "worker": 0,
-        "show_progress": False,
-        "state": "WARNING",
-        "seed": t.seed,
-        "reproducibility": True,
-        "USER_ID_FIELD": "user_id",
-        "ITEM_ID_FIELD": "item_id",
-        "TIME_FIELD": "timestamp",
-        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "user_inter_num_interval": _interval(d.min_user_count),
-        "item_inter_num_interval": _interval(d.min_item_count),
-        # Positions are exact integers: keep them as they are.
-        "normalize_field": None,
-        "normalize_all": False,
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
-        "train_neg_sample_args": None,
-        "loss_type": "CE",
-        "MAX_ITEM_LIST_LENGTH": m.max_len,
-        "learner": o.name,
-        "learning_rate": o.lr,
-        "weight_decay": o.weight_decay,
-        "epochs": t.max_epochs,
-        "stopping_step": t.patience,
-        "eval_step": t.eval_every,
-        "train_batch_size": int(train_batch_size),
-        "eval_batch_size": t.eval_batch_size,
-        "clip_grad_norm": {"max_norm": t.grad_clip_norm} if t.grad_clip_norm else None,
-        "metrics": ["Hit", "NDCG"],
-        "topk": [10],
-        "valid_metric": _metric(t.monitor),
-    }
-    if e.name == "attention":
-        config.update(
-            {
-                "n_layers": e.num_layers,
-                "n_heads": e.num_heads,
-                "hidden_size": m.embedding_dim,
-                "inner_size": e.ffn_size or m.embedding_dim,
-                "hidden_dropout_prob": e.dropout,
-                "attn_dropout_prob": e.dropout,
-                "hidden_act": "gelu",
-                "initializer_range": m.init_std,
-            }
-        )
-    else:
-        config.update(
-            {
-                "embedding_size": m.embedding_dim,
-                "hidden_size": e.hidden_size or m.embedding_dim,
-                "num_layers": e.num_layers,
-                "dropout_prob": e.dropout,
-            }
-        )
-    return config
-
-
-def matched_batch(our_batch: int, train_sequences: int, train_positions: int) -> int:
-    """RecBole prefixes per step carrying as many targets as one of our batches does on average."""
-    return max(1, round(our_batch * train_positions / max(train_sequences, 1)))
-
-
 # ------------------------------------------------------------------------------------ runs
 
 
@@ -274,49 +139,6 @@ def run_ours(
         "threads": metrics["num_threads"],
         "torch": metrics["torch_version"],
         "batch": f"{batch_size} sequences",
-    }
-
-
-def run_recbole(
-    python: Path, dataset: PeerDataset, config: dict[str, Any], model: str, threads: int, scratch: Path
-) -> dict[str, Any]:
-    """One RecBole run in its own environment and process; the runner's JSON, parsed."""
-    work = scratch / f"recbole-{dataset.key}-{model}"
-    work.mkdir(parents=True, exist_ok=True)
-    spec, out = work / "spec.json", work / "result.json"
-    spec.write_text(json.dumps({"model": model, "dataset": dataset.recbole_name, "threads": threads, "config": config}))
-    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "ignore"}
-    # cwd = work: RecBole writes log_tensorboard/ into the current folder.
-    done = subprocess.run(
-        [str(python), str(RUNNER), str(spec), str(out)], cwd=work, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        print(done.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"RecBole {model} on {dataset.key} failed (exit code {done.returncode}); its output is above.")
-    return json.loads(out.read_text())
-
-
-def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any]:
-    """The runner's figures in the same shape as `run_ours` returns."""
-    epochs = len(result["epoch_seconds"])
-    epoch_s = sum(result["epoch_seconds"]) / max(epochs, 1)
-    passes = result["valid_seconds"]
-    return {
-        "epochs_run": epochs,
-        "best_epoch": result["best_epoch"],
-        "s_per_epoch": epoch_s,
-        "train_sequences": result["train_samples"],
-        "train_targets": result["train_samples"],
-        "eval_s_per_pass": sum(passes) / max(len(passes), 1),
-        "eval_users": result["valid_users"],
-        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
-        "test_ndcg@10": result["test"]["ndcg@10"],
-        "test_hr@10": result["test"]["hit@10"],
-        "counts": result["counts"],
-        "n_params": result["n_params"],
-        "threads": result["threads"],
-        "torch": result["torch"],
-        "batch": f"{train_batch_size} prefixes",
     }
 
 

@@ -79,17 +79,17 @@ def test_every_sampler_builds_and_a_stored_study_moves_the_seed_on():
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from hydra_plugins.seqrec_optuna_sweeper import _impl, config
+    from hydra_plugins.seqrec_optuna_sweeper import _study, config
 
     repo = ConfigStore.instance().repo["hydra"]["sweeper"]
     assert {"seqrec_optuna.yaml", "optuna.yaml"} <= set(repo)  # `optuna`: commands written for the old plugin
     grid = space.parse_search_space(["a=choice(1,2)", "b=int(interval(1,3))"])
     for name, node in config.SAMPLERS.items():
-        sampler = _impl.build_sampler(OmegaConf.structured(node), grid, seed_offset=0)
+        sampler = _study.build_sampler(OmegaConf.structured(node), grid, seed_offset=0)
         assert isinstance(sampler, optuna.samplers.BaseSampler), name
-    first = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
-    again = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
-    moved = _impl.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=3)
+    first = _study.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
+    again = _study.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=0)
+    moved = _study.build_sampler(OmegaConf.structured(config.RandomSamplerConfig(seed=7)), grid, seed_offset=3)
     draws = [optuna.create_study(sampler=s).ask().suggest_int("x", 0, 1 << 30) for s in (first, again, moved)]
     assert draws[0] == draws[1] != draws[2]
 
@@ -206,7 +206,7 @@ def test_the_plugin_ships_in_the_wheel(tmp_path):
     )
     (wheel,) = tmp_path.glob("seqrec_cli-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("__init__", "config", "optuna_sweeper", "_impl", "_space"):
+    for module in ("__init__", "config", "optuna_sweeper", "_impl", "_space", "_study", "_trials"):
         assert f"hydra_plugins/seqrec_optuna_sweeper/{module}.py" in names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with other plugins
 

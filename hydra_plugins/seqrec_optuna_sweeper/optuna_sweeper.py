@@ -1,7 +1,8 @@
 """The Sweeper class Hydra instantiates for `hydra/sweeper=seqrec_optuna`.
 
-A thin shell: the work lives in `_impl`, imported on first use so that Hydra's plugin scan (run by
-every command, `--help` included) does not pay for importing Optuna and SQLAlchemy.
+A thin shell: the work lives in `_impl` (with `_study` and `_trials`), imported on first use so that
+Hydra's plugin scan (run by every command, `--help` included) does not pay for importing Optuna and
+SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from omegaconf import DictConfig
 class SeqrecOptunaSweeper(Sweeper):
     """Hydra sweeper running an Optuna study with ask/tell; see `_impl.StudySweep`."""
 
+    # Keyword-only: Hydra instantiates the sweeper with its config's keys as keyword arguments.
     def __init__(
         self,
+        *,
         sampler: Any,
         direction: Any,
         storage: Optional[str],
@@ -28,7 +31,8 @@ class SeqrecOptunaSweeper(Sweeper):
         params: Optional[DictConfig],
         custom_search_space: Optional[str] = None,
     ) -> None:
-        from ._impl import StudySweep, StudySettings
+        from ._impl import StudySweep
+        from ._study import StudySettings
 
         settings = StudySettings(
             sampler=sampler,

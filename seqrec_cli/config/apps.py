@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from seqrec_cli.config.checks import require, require_choice
+from seqrec_cli.config.require import require, require_choice
 from seqrec_cli.config.convert import to_typed
 from seqrec_cli.errors import UserError
 

@@ -3,7 +3,7 @@ combinations that type-check but cannot train what they say (see `checks.validat
 
 from __future__ import annotations
 
-from seqrec_cli.config.checks import require, require_choice
+from seqrec_cli.config.require import require, require_choice
 from seqrec_cli.config.schema import ENCODER_INPUTS, OBJECTIVES, TrainConfig
 
 

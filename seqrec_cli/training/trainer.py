@@ -4,12 +4,10 @@ stopping, best-weights restore, and checkpoints that let a run continue where it
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -24,16 +22,14 @@ from seqrec_cli.io.artifacts import write_history
 from seqrec_cli.io.console import duration, epoch_progress, format_metrics
 from seqrec_cli.io.signals import stop_requests
 from seqrec_cli.models import SequentialRecommender
-from seqrec_cli.training import checkpoint
-from seqrec_cli.training.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.training.losses import build_loss
 from seqrec_cli.training.masking import mask_batch
-from seqrec_cli.training.optim import apply_optimizer_settings, build_optimizer
+from seqrec_cli.training.optim import build_optimizer
 from seqrec_cli.training.profiling import StepProfiler
-from seqrec_cli.training.rng import restore_rng, rng_state
+from seqrec_cli.training.run_checkpoints import Resumable, RunCheckpoints
 from seqrec_cli.training.runtime import all_reduce_sum, any_rank, gather_strided
 from seqrec_cli.training.schedule import LrSchedule
-from seqrec_cli.training.state import FitContext, FitResult, LoopState, best_valid, device_batches
+from seqrec_cli.training.state import FitContext, FitResult, LoopState, device_batches
 
 __all__ = ["FitContext", "FitResult", "NonFiniteLoss", "Trainer", "TrainingInterrupted", "build_optimizer", "fit"]
 
@@ -70,7 +66,9 @@ def fit(
 
 
 class Trainer:
-    """One run's training state (model, optimizer, schedule, loop state, RNG) and its loop."""
+    """One run's training state (model, optimizer, schedule, loop state, RNG) and its loop; its
+    checkpoints/ folder (what is saved there, and restored on a resume) is `self.files`
+    (`run_checkpoints.RunCheckpoints`)."""
 
     def __init__(
         self,
@@ -84,7 +82,7 @@ class Trainer:
         self.model, self.splits, self.cfg, self.device, self.ctx = model, splits, cfg, device, ctx
         self.on_epoch_end = on_epoch_end
         self.write = ctx.dist_info.is_main
-        self.ckpt_dir = ctx.run_dir / "checkpoints"
+        self.files = RunCheckpoints(ctx.run_dir / "checkpoints", cfg, ctx, splits.data.item_ids)
         self.data = device_batches(splits, cfg, ctx.side, device)
         t = cfg.trainer
         valid_split = ranking.shard(splits.valid, ctx.dist_info.rank, ctx.dist_info.world_size)
@@ -112,6 +110,20 @@ class Trainer:
         self.schedule = LrSchedule(cfg.scheduler, cfg.optimizer.lr, steps_per_epoch, steps_per_epoch * t.max_epochs)
         self.state = LoopState()
         self.best_weights = copy.deepcopy(model.state_dict())
+
+    @property
+    def parts(self) -> Resumable:
+        """The objects last.pt saves and a resume loads back, besides the loop state."""
+        return Resumable(self.model, self.optimizer, self.schedule, self.scaler, self.np_rng)
+
+    def save(self) -> None:
+        """last.pt: the whole training state, with the best weights so far travelling along."""
+        self.files.save_last(self.parts, self.state, self.best_weights)
+
+    def restore(self) -> None:
+        """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`)."""
+        self.state, self.best_weights = self.files.restore(self.parts, self.device)
+        log.info("Resumed from %s after epoch %d", self.ctx.resume_path, self.state.epoch)
 
     def _step_model(self) -> torch.nn.Module:
         step_model: torch.nn.Module = self.model
@@ -202,11 +214,11 @@ class Trainer:
             state.best_score, state.best_epoch, state.bad_evals = score, epoch, 0
             self.best_weights = copy.deepcopy(self.model.state_dict())
             if self.write:
-                self.save_best(self.best_weights, epoch, valid)
+                self.files.save_best(self.best_weights, epoch, valid)
         else:
             state.bad_evals += 1
         if t.save_top_k and self.write:
-            self._keep_top_k(score, epoch, valid)
+            state.top = self.files.keep_top_k(state.top, score, epoch, valid, self.model.state_dict())
         return improved
 
     def _log_epoch(self, epoch: int, loss: float, row: dict, improved: Optional[bool], seconds: float) -> None:
@@ -230,80 +242,6 @@ class Trainer:
             seconds,
             eta,
         )
-
-    def save(self) -> None:
-        """last.pt: the whole training state, with the best weights so far travelling along."""
-        state = self.state
-        best = {"model": self.best_weights, "epoch": state.best_epoch, "valid": best_valid(state)}
-        payload = checkpoint.resume_payload(
-            self.model.state_dict(),
-            self.optimizer.state_dict(),
-            asdict(state),
-            rng=rng_state(self.np_rng),
-            config=asdict(self.cfg),
-            best=best,
-            data=self.ctx.data,
-        )
-        payload["schedule"] = self.schedule.state_dict()
-        if self.ctx.item_features is not None:  # vocabularies and scalers of the item features
-            payload["item_features"] = self.ctx.item_features
-        if self.scaler.is_enabled():
-            payload["grad_scaler"] = self.scaler.state_dict()
-        save_checkpoint(self.ckpt_dir / "last.pt", payload)
-
-    def save_best(self, weights: dict, epoch: int, valid: dict, name: str = "best.pt") -> None:
-        payload = checkpoint.best_payload(
-            weights,
-            epoch,
-            valid,
-            config=asdict(self.cfg),
-            item_ids=self.splits.data.item_ids.tolist(),
-            user_ids=self.ctx.user_ids,
-            data=self.ctx.data,
-        )
-        if self.ctx.item_features is not None:
-            payload["item_features"] = self.ctx.item_features
-        save_checkpoint(self.ckpt_dir / name, payload)
-
-    def _keep_top_k(self, score: float, epoch: int, valid: dict) -> None:
-        """checkpoints/top/epoch-NNN.pt for the k best evaluations so far (ties: the earlier epoch)."""
-        state, k = self.state, self.cfg.trainer.save_top_k
-        ranked = sorted([*state.top, [score, epoch]], key=lambda se: (-se[0], se[1]))
-        keep, drop = ranked[:k], ranked[k:]
-        if [score, epoch] in keep:
-            self.save_best(self.model.state_dict(), epoch, valid, name=f"top/epoch-{epoch:03d}.pt")
-        for _, old in drop:
-            (self.ckpt_dir / "top" / f"epoch-{old:03d}.pt").unlink(missing_ok=True)
-        state.top = keep
-
-    def restore(self) -> None:
-        """Continue from `ctx.resume` (already checked by `checkpoint.check_resume`): weights,
-        optimizer, loop state, RNG streams, schedule, loss scaler; the optimizer's hyperparameters
-        are this run's; the best weights are those the loop state names, and best.pt is rewritten
-        when a kill left it ahead."""
-        ckpt, ctx = self.ctx.resume, self.ctx
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        apply_optimizer_settings(self.optimizer, self.cfg, ckpt["config"].get("optimizer", {}))
-        known = {f.name for f in dataclasses.fields(LoopState)}
-        state = self.state = LoopState(**{k: v for k, v in ckpt["loop"].items() if k in known})
-        restore_rng(ckpt["rng"], self.np_rng)
-        # A last.pt from before schedules existed: its run had a constant lr, so only the step count matters.
-        self.schedule.load_state_dict(ckpt.get("schedule", {"step": state.epoch * self.schedule.steps_per_epoch}))
-        if self.scaler.is_enabled() and "grad_scaler" in ckpt:
-            self.scaler.load_state_dict(ckpt["grad_scaler"])
-        best_path = self.ckpt_dir / "best.pt"
-        if "best" in ckpt:
-            self.best_weights = {k: v.to(self.device) for k, v in ckpt["best"]["model"].items()}
-            on_disk = load_checkpoint(best_path, self.device).get("epoch") if best_path.is_file() else None
-            if ctx.dist_info.is_main and state.best_epoch and on_disk != state.best_epoch:
-                log.warning("best.pt held epoch %s, the state says %d: rewriting it.", on_disk, state.best_epoch)
-                self.save_best(self.best_weights, state.best_epoch, ckpt["best"].get("valid", {}))
-        elif best_path.is_file():  # a last.pt of an older version: best.pt is the only copy of the best weights
-            self.best_weights = load_checkpoint(best_path, self.device)["model"]
-        else:
-            self.best_weights = self.model.state_dict()
-        log.info("Resumed from %s after epoch %d", ctx.resume_path, state.epoch)
 
     def train_epoch(self, epoch: int, stop: dict[str, Optional[str]]) -> float:
         """One pass over the training rows; returns the mean loss over all target positions."""
