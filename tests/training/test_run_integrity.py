@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -217,8 +218,10 @@ def test_artefacts_and_checkpoints_share_one_permission_rule(finished):
     "content, message",
     [
         (b"", "is empty (0 bytes)"),
-        (os.urandom(4096), "is not a checkpoint"),
+        # Fixed noise, not os.urandom: parallel test workers must collect the same test ids.
+        (random.Random(7).randbytes(4096), "is not a checkpoint"),
     ],
+    ids=["empty", "noise"],
 )
 def test_a_damaged_last_pt_is_one_sentence(finished, tmp_path, content, message):
     run = copy_run(finished, tmp_path)
