@@ -8,6 +8,8 @@ import pytest
 
 from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load, load_interactions
+from seqrec_cli.data.columns import EventColumns
+from seqrec_cli.data.delimited import ReadOptions, read_delimited
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.data.sources import read_events
 from seqrec_cli.errors import UserError
@@ -95,6 +97,17 @@ def test_string_ids_and_id_type_str_keeps_leading_zeros(tmp_path):
     assert rows(read_events(cfg(tmp_path / "d.csv"))) == [("u1", 7, 1), ("u1", 7, 2)]  # auto: "007" is 7
     events = read_events(cfg(tmp_path / "d.csv", id_type="str"))
     assert rows(events) == [("u1", "007", 1), ("u1", "7", 2)]
+
+
+def test_read_options_text_and_id_columns(tmp_path):
+    """`text_columns` keep their text; an `id_columns` column the parser reads as floats is read
+    again as text (no id goes through float64); the others keep the parser's types."""
+    (tmp_path / "d.txt").write_text("007|1.0|3\n8|12345678901234567890|4\n")
+    opts = ReadOptions(sep="|", header=False, text_columns=["0"], id_columns=["1"])
+    df = read_delimited(tmp_path / "d.txt", ["0", "1", "2"], opts)
+    assert df["0"].tolist() == ["007", "8"] and df["1"].tolist() == ["1.0", "12345678901234567890"]
+    assert df["2"].tolist() == [3, 4]
+    assert EventColumns(user="u", item="i", time="u").wanted == ["u", "i"]  # each column read once
 
 
 @pytest.mark.parametrize(
