@@ -10,10 +10,11 @@ from seqrec_cli.config.feature_checks import item_repr as item_repr_name
 from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
+from seqrec_cli.models.precision import autocast
 from seqrec_cli.models.recommender import MIN_ROWS, SequentialRecommender, at_least_rows
 from seqrec_cli.models.recurrent import RecurrentAttentionEncoder, RecurrentEncoder, one_hot_width
 
-__all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "build", "count_parameters"]
+__all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "autocast", "build", "count_parameters"]
 
 
 def build(
