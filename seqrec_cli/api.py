@@ -43,7 +43,7 @@ from seqrec_cli.training.runtime import (
     set_threads,
     shutdown_distributed,
 )
-from seqrec_cli.evaluation import ranking
+from seqrec_cli.evaluation.split_eval import SplitEval, SplitMetrics, evaluate_split
 from seqrec_cli.io.artifacts import plot_curves, write_json, write_text_atomic
 from seqrec_cli.io.atomic import remove_stale_temporaries
 from seqrec_cli.io.logfile import commit_log_files
@@ -262,26 +262,42 @@ def _earlier_seconds(ctx: FitContext) -> float:
 
 def _test(cfg: TrainConfig, prepared: Prepared) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Test metrics of the model, and the popularity baseline on both splits; in one process also
-    `prepared.extra` (`cold_start.run_extras` of both splits: warm / cold, baselines, beyond)."""
-    t, ctx, splits = cfg.trainer, prepared.ctx, prepared.splits
-    use_amp = t.amp and prepared.device.type == "cuda"
-    gather = lambda ranks: gather_strided(ranks, ctx.dist_info)  # noqa: E731
-    results: dict[str, float] = {}
-    popularity: dict[str, dict[str, float]] = {}
-    prepared.extra = {}
-    for split_name in ("valid", "test"):
-        split = ranking.shard(getattr(splits, split_name), ctx.dist_info.rank, ctx.dist_info.world_size)
-        inputs = ranking.prepare(splits, split, cfg.model.max_len, cfg.eval.mask_history, prepared.device, ctx.side)
-        if not ctx.dist_info.enabled:
-            # One process: warm / cold groups, the feature-only baseline, beyond-accuracy metrics too.
-            extras = cold_start.run_extras(cfg, prepared, inputs, split_name)
-            results = extras.pop("model_metrics", results)
-            cold_start.merge_extras(prepared.extra, extras)
-        elif split_name == "test":
-            results = ranking.evaluate_model(prepared.model, inputs, t.eval_batch_size, cfg.eval.ks, use_amp, gather)
-        scorer = ranking.popularity_scorer(splits.seen_item_counts(split_name), prepared.device)
-        popularity[split_name] = ranking.evaluate(inputs, scorer, t.eval_batch_size, cfg.eval.ks, gather)
-    return results, popularity
+    `prepared.extra`: warm / cold groups and the feature-only baseline of both splits, beyond-accuracy
+    metrics of the test lists."""
+    t, dist_info, splits = cfg.trainer, prepared.ctx.dist_info, prepared.splits
+    how = SplitEval(
+        max_len=cfg.model.max_len,
+        mask_history=cfg.eval.mask_history,
+        batch_size=t.eval_batch_size,
+        ks=cfg.eval.ks,
+        amp=t.amp and prepared.device.type == "cuda",
+        device=prepared.device,
+        side=prepared.ctx.side,
+    )
+    gather = lambda ranks: gather_strided(ranks, dist_info)  # noqa: E731
+    shard = dict(rank=dist_info.rank, world_size=dist_info.world_size, gather=gather)
+    one_process = not dist_info.enabled
+    matrix = cold_start.feature_matrix(prepared.features) if one_process and prepared.features is not None else None
+    # The validation split is ranked by the model again only when that adds something: its cold
+    # targets' groups, or the feature-only baseline.
+    valid_cold = not (splits.seen_item_counts("valid")[splits.valid.targets] > 0).all()
+    valid_model = prepared.model if one_process and (valid_cold or matrix is not None) else None
+    valid = evaluate_split(splits, "valid", how, valid_model, matrix=matrix, **shard)
+    test = evaluate_split(splits, "test", how, prepared.model, matrix=matrix, **shard)
+    prepared.extra = _run_extras({"valid": valid, "test": test}, with_features=matrix is not None)
+    return test.model, {"valid": valid.popularity, "test": test.popularity}
+
+
+def _run_extras(found: dict[str, SplitMetrics], with_features: bool) -> dict[str, Any]:
+    """What metrics.json adds from the splits ranked with details (one process): their warm / cold
+    groups and feature-only baseline (`cold_start.split_extras`), the test lists' beyond accuracy."""
+    extras: dict[str, Any] = {}
+    for split_name, result in found.items():
+        if result.details is not None:
+            cold_start.merge_extras(extras, cold_start.split_extras(result.details, split_name, with_features))
+    if found["test"].details is not None:
+        cold_start.merge_extras(extras, {"beyond": {"test": found["test"].details["beyond"]}})
+    return extras
 
 
 def _write_results(cfg: TrainConfig, prepared: Prepared, result: Any, metrics: dict[str, Any]) -> None:

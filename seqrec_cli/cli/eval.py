@@ -24,7 +24,8 @@ from seqrec_cli.data.sources import describe_source
 from seqrec_cli.cli.exits import check_composition, user_errors_exit
 from seqrec_cli.errors import UserError
 from seqrec_cli.reporting.runs import load_splits, open_run, other_dataset, side_inputs_for
-from seqrec_cli.evaluation import cold_start, ranking, warm_cold
+from seqrec_cli.evaluation import cold_start, warm_cold
+from seqrec_cli.evaluation.split_eval import SplitEval, evaluate_split
 from seqrec_cli.models.item_repr import features_of
 from seqrec_cli.io.artifacts import write_json
 from seqrec_cli.io.console import results_table, show_table
@@ -45,45 +46,38 @@ def evaluate_run(cfg: EvalAppConfig) -> dict[str, Any]:
             train_cfg.dataset, d.path, user_col=d.user_col, item_col=d.item_col, time_col=d.time_col, sep=d.sep
         )
     splits, summary = load_splits(run, dataset)
-    split = getattr(splits, cfg.split)
-    if len(split) == 0:
+    n_users = len(getattr(splits, cfg.split))
+    if n_users == 0:
         raise UserError(f"No user of {describe_source(dataset or train_cfg.dataset)} has a {cfg.split} target.")
-    ks = list(cfg.k or train_cfg.eval.ks)
-    mask = train_cfg.eval.mask_history if cfg.mask_history is None else cfg.mask_history
-    batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
-
-    side = side_inputs_for(run, splits.data)
-    inputs = ranking.prepare(splits, split, train_cfg.model.max_len, mask, run.device, side)
-    matrix = cold_start.feature_matrix(features_of(run.model.item_repr)) if run.model.item_repr is not None else None
-    extra = cold_start.evaluate_split(
-        run.model,
-        inputs,
-        train_counts=splits.seen_item_counts("valid"),
-        visible_counts=splits.seen_item_counts(cfg.split),
-        batch_size=batch_size,
-        ks=ks,
+    how = SplitEval(
+        max_len=train_cfg.model.max_len,
+        mask_history=train_cfg.eval.mask_history if cfg.mask_history is None else cfg.mask_history,
+        batch_size=cfg.batch_size or train_cfg.trainer.eval_batch_size,
+        ks=list(cfg.k or train_cfg.eval.ks),
         amp=run.use_amp,
-        matrix=matrix,
+        device=run.device,
+        side=side_inputs_for(run, splits.data),
     )
-    model_metrics, popularity = extra["metrics"]["model"], extra["metrics"]["popularity"]
+    matrix = cold_start.feature_matrix(features_of(run.model.item_repr)) if run.model.item_repr is not None else None
+    evaluated = evaluate_split(splits, cfg.split, how, run.model, matrix=matrix)
+    details = evaluated.details
     # Warm targets: items with training events; cold: none (flat names: evaluation/warm_cold.py).
-    groups = cold_start.split_extras(extra, cfg.split, matrix is not None).get(warm_cold.SECTION)
-
+    groups = cold_start.split_extras(details, cfg.split, matrix is not None).get(warm_cold.SECTION)
     result = {
         "run": str(run.run_dir.resolve()),
         "split": cfg.split,
         "dataset": describe_source(dataset or train_cfg.dataset),
-        "users": len(split),
+        "users": n_users,
         "unknown_item_events": summary["unknown_item_events"],
         "best_epoch": run.epoch,
-        "ks": ks,
-        "mask_history": mask,
+        "ks": how.ks,
+        "mask_history": how.mask_history,
         "encoder": train_cfg.encoder.name,
-        "metrics": model_metrics,
-        "popularity": popularity,
+        "metrics": evaluated.model,
+        "popularity": evaluated.popularity,
         **({warm_cold.SECTION: groups} if groups else {}),
-        "beyond": extra["beyond"],
-        **({"feature_baseline": extra["metrics"]["features"]} if matrix is not None else {}),
+        "beyond": details["beyond"],
+        **({"feature_baseline": details["metrics"]["features"]} if matrix is not None else {}),
         "device": str(run.device),
         "seconds": round(time.perf_counter() - started, 3),
     }

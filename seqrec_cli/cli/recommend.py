@@ -74,10 +74,10 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
         run.model,
         histories,
         cfg.k,
-        exclude,
-        run.cfg.model.max_len,
-        cfg.batch_size,
-        run.use_amp,
+        exclude=exclude,
+        max_len=run.cfg.model.max_len,
+        batch_size=cfg.batch_size,
+        amp=run.use_amp,
         gaps=gaps if run.model.uses_time_gaps else None,
         users=np.asarray(user_rows, dtype=np.int64) if run.model.uses_users else None,
         extra=new.reprs if new is not None else None,
@@ -85,11 +85,11 @@ def recommend(cfg: RecommendAppConfig) -> list[dict[str, Any]]:
     )
     if new is not None and len(new.ids):  # new items are columns n_items + 1..: name them
         run = replace(run, item_ids=np.concatenate([run.item_ids.astype(new.ids.dtype), new.ids]))
-    reasons = (
-        explain_histories(run.model, run.item_ids, histories, gaps, user_rows, top.items, run.cfg.model.max_len)
-        if cfg.explain
-        else None
-    )
+    reasons = None
+    if cfg.explain:
+        reasons = explain_histories(
+            run.model, run.item_ids, histories, top.items, gaps=gaps, user_rows=user_rows, max_len=run.cfg.model.max_len
+        )
     rows = _rows(run, labels, top.items, top.scores, reasons)
     if cfg.out:
         write_csv(Path(cfg.out).expanduser(), rows, first_columns=() if rows else ("user", "rank", "item", "score"))

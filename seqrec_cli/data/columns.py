@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Optional
 
@@ -299,29 +300,38 @@ def _no_missing(col: pd.Series, where: str, name: str, what: str) -> None:
         raise UserError(f"Column {name!r} of {where} has {what} (first at data row {row + 1}).")
 
 
-def table_events(
-    df: pd.DataFrame,
-    where: str,
-    user_col: str,
-    item_col: str,
-    time_col: Optional[str],
-    rating_col: Optional[str],
-    id_type: str,
-    time_format: Optional[str] = None,
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class EventColumns:
+    """Which columns of a table are the events' user, item, time and rating (names, or numbers
+    without a header), and how their values are typed (`dataset.id_type`, `dataset.time_format`)."""
+
+    user: str
+    item: str
+    time: Optional[str] = None
+    rating: Optional[str] = None
+    id_type: str = "auto"
+    time_format: Optional[str] = None
+
+    @property
+    def wanted(self) -> list[str]:
+        """The columns to read, each once, in the order user, item, time, rating."""
+        return list(dict.fromkeys(c for c in (self.user, self.item, self.time, self.rating) if c))
+
+
+def table_events(df: pd.DataFrame, where: str, cols: EventColumns) -> pd.DataFrame:
     """The standard event table (`user`, `item`, optional `time` and `rating`) from named columns.
 
     `attrs` carries what the readers noted (`bad_lines`) and `time_kind` ("date" / "number").
     """
     out = {
-        "user": ids(df[user_col], where, user_col, id_type),
-        "item": ids(df[item_col], where, item_col, id_type),
+        "user": ids(df[cols.user], where, cols.user, cols.id_type),
+        "item": ids(df[cols.item], where, cols.item, cols.id_type),
     }
     kind = None
-    if time_col:
-        out["time"], kind = timestamps(df[time_col], where, time_col, time_format)
-    if rating_col:
-        out["rating"] = ratings(df[rating_col], where, rating_col)
+    if cols.time:
+        out["time"], kind = timestamps(df[cols.time], where, cols.time, cols.time_format)
+    if cols.rating:
+        out["rating"] = ratings(df[cols.rating], where, cols.rating)
     events = pd.DataFrame(out, copy=False)
     events.attrs.update(df.attrs)
     if kind:

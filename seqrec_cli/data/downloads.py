@@ -146,7 +146,9 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
                         progress.advance(task, len(chunk))
         if total is not None and received != total:
             raise _truncated(label, url, received, total, hint)
-        _check_digests(label, url, hint, digest.hexdigest(), md5_digest.hexdigest(), sha256, md5)
+        _check_digests(
+            label, url, hint, got_sha256=digest.hexdigest(), got_md5=md5_digest.hexdigest(), sha256=sha256, md5=md5
+        )
         os.replace(tmp, dest)
     except urllib.error.HTTPError as exc:
         raise UserError(f"Could not download {label}: {url} answered HTTP {exc.code} {exc.reason}; {hint}.") from None
@@ -165,7 +167,7 @@ def download(url: str, dest: Path, sha256: Optional[str], label: str, hint: str,
 
 
 def _check_digests(
-    label: str, url: str, hint: str, got: str, got_md5: str, sha256: Optional[str], md5: Optional[str]
+    label: str, url: str, hint: str, *, got_sha256: str, got_md5: str, sha256: Optional[str], md5: Optional[str]
 ) -> None:
     """Refuse a download whose MD5 / SHA-256 differs from the known one; log the SHA-256 otherwise."""
     if md5 is not None and got_md5 != md5.lower():
@@ -178,12 +180,12 @@ def _check_digests(
             "No checksum is known for %s, so the download was not verified; it has SHA-256 %s "
             "(set dataset.sha256 to pin it).",
             label,
-            got,
+            got_sha256,
         )
-    elif sha256 is not None and got != sha256:
+    elif sha256 is not None and got_sha256 != sha256:
         raise UserError(
             f"The download of {label} from {url} does not match its SHA-256 checksum (expected "
-            f"{sha256}, got {got}), so it was discarded: try again, or check dataset.sha256."
+            f"{sha256}, got {got_sha256}), so it was discarded: try again, or check dataset.sha256."
         )
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from seqrec_cli.config.schema import ItemFeaturesConfig
 from seqrec_cli.data import readers
+from seqrec_cli.data.delimited import ReadOptions, read_delimited
 from seqrec_cli.data.columns import ids as typed_ids
 from seqrec_cli.errors import UserError
 
@@ -66,14 +67,12 @@ def read_table(f: ItemFeaturesConfig, id_type: str = "auto") -> tuple[pd.DataFra
         raise UserError(f"Item table not found: {path} (dataset.item_features.path).")
     wanted = list(dict.fromkeys([f.id_col, *f.categorical, *f.multi_valued, *f.numeric]))
     text = [c for c in wanted if c not in f.numeric]
-    parquet = f.format == "parquet" or (
-        f.format == "auto" and (readers.sniff(path)[1] or path.suffix.lower() in (".parquet", ".pq"))
-    )
     try:
-        if parquet:
+        if readers.is_parquet(path, f.format):
             df = readers.read_parquet(path, wanted)
         else:
-            df = readers.read_delimited(path, f.sep, True, wanted, f.encoding, text, [f.id_col])
+            opts = ReadOptions(sep=f.sep, encoding=f.encoding, text_columns=text, id_columns=[f.id_col])
+            df = read_delimited(path, wanted, opts)
     except UserError as exc:
         raise UserError(f"Item table: {exc}") from None
     keys = typed_ids(df[f.id_col], str(path), f.id_col, id_type)

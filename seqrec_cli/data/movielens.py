@@ -17,6 +17,8 @@ import pandas as pd
 
 from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import columns, downloads, readers
+from seqrec_cli.data.columns import EventColumns
+from seqrec_cli.data.delimited import ReadOptions, read_delimited
 from seqrec_cli.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -109,21 +111,17 @@ def read_ratings(path: Path, cfg: DatasetConfig) -> pd.DataFrame:
     """The ratings of a MovieLens release as the standard event table."""
     layout = LAYOUTS[cfg.name]
     user, item, rating, time = layout.columns
-    wanted = [user, item, time] + ([rating] if cfg.min_rating is not None else [])
-    text_cols = [user, item] if cfg.id_type == "str" else []
-    df = readers.read_delimited(
-        path, layout.sep, layout.header, wanted, cfg.encoding, text_cols, [user, item], cfg.on_bad_lines
+    cols = EventColumns(
+        user=user,
+        item=item,
+        time=time,
+        rating=rating if cfg.min_rating is not None else None,  # read only when used
+        id_type=cfg.id_type,
+        time_format=cfg.time_format,
     )
-    return columns.table_events(
-        df,
-        str(path),
-        user,
-        item,
-        time,
-        rating if cfg.min_rating is not None else None,
-        cfg.id_type,
-        cfg.time_format,
-    )
+    opts = ReadOptions(sep=layout.sep, header=layout.header, encoding=cfg.encoding, on_bad_lines=cfg.on_bad_lines)
+    df = read_delimited(path, cols.wanted, readers.id_options(opts, [user, item], cfg.id_type))
+    return columns.table_events(df, str(path), cols)
 
 
 def titles(cfg: DatasetConfig) -> Optional[dict]:
@@ -141,9 +139,10 @@ def titles(cfg: DatasetConfig) -> Optional[dict]:
     id_col, title_col = layout.movies_columns
     for encoding in layout.movies_encodings:
         try:
-            df = readers.read_delimited(
-                movies, layout.movies_sep, layout.movies_header, [id_col, title_col], encoding, id_columns=[id_col]
+            opts = ReadOptions(
+                sep=layout.movies_sep, header=layout.movies_header, encoding=encoding, id_columns=[id_col]
             )
+            df = read_delimited(movies, [id_col, title_col], opts)
             ids = columns.ids(df[id_col], str(movies), id_col, cfg.id_type)
             return dict(zip(ids.tolist(), df[title_col].astype(str).tolist()))
         except UserError as exc:  # titles are a nicety: never stop a run over them
@@ -171,7 +170,8 @@ def movie_features(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
         raise UserError(f"No {layout.movies} beside {ratings}: the genres and years of {cfg.name} are read from it.")
     if cfg.name == "ml-100k":
         wanted = ["0", "1", "2", *(str(5 + i) for i in range(len(ML100K_GENRES)))]
-        df = readers.read_delimited(movies, "|", False, wanted, "latin-1", ["1", "2"], ["0"])
+        opts = ReadOptions(sep="|", header=False, encoding="latin-1", text_columns=["1", "2"], id_columns=["0"])
+        df = read_delimited(movies, wanted, opts)
         flags = df[wanted[3:]].to_numpy() == 1
         genres = ["|".join(g for g, on in zip(ML100K_GENRES, row) if on) for row in flags]
         year = df["2"].astype(str).str.extract(r"(\d{4})$")[0].fillna(df["1"].astype(str).str.extract(_YEAR)[0])
@@ -179,16 +179,14 @@ def movie_features(cfg: DatasetConfig) -> tuple[pd.DataFrame, list[str]]:
     else:
         id_col, title_col = layout.movies_columns
         genre_col = "genres" if layout.movies_header else "2"
-        encoding = layout.movies_encodings[0]
-        df = readers.read_delimited(
-            movies,
-            layout.movies_sep,
-            layout.movies_header,
-            [id_col, title_col, genre_col],
-            encoding,
-            [title_col],
-            [id_col],
+        opts = ReadOptions(
+            sep=layout.movies_sep,
+            header=layout.movies_header,
+            encoding=layout.movies_encodings[0],
+            text_columns=[title_col],
+            id_columns=[id_col],
         )
+        df = read_delimited(movies, [id_col, title_col, genre_col], opts)
         genres = [g if g != "(no genres listed)" else "" for g in df[genre_col].astype(str)]
         year = df[title_col].astype(str).str.extract(_YEAR)[0]
     keys = [str(v) for v in columns.ids(df[id_col], str(movies), id_col, cfg.id_type).tolist()]

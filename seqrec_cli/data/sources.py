@@ -17,6 +17,8 @@ import pandas as pd
 from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.config.checks import time_bound
 from seqrec_cli.data import movielens, readers
+from seqrec_cli.data.columns import EventColumns
+from seqrec_cli.data.delimited import ReadOptions, require_file
 from seqrec_cli.data.movielens import BUNDLED, bundled_path
 from seqrec_cli.data.preprocess import TimeWindow
 from seqrec_cli.data.synthetic import generate_events
@@ -36,7 +38,7 @@ def locate(cfg: DatasetConfig) -> Optional[Path]:
         if not path.exists():
             raise UserError(f"Dataset file not found: {path}.")
         return readers.atomic_file(path)
-    return readers.require_file(path)
+    return require_file(path)
 
 
 def source_identity(cfg: DatasetConfig, path: Optional[Path] = None) -> dict[str, Any]:
@@ -80,36 +82,22 @@ def read_events(cfg: DatasetConfig, path: Optional[Path] = None) -> pd.DataFrame
     path = path or locate(cfg)
     if cfg.source in ("bundled", "movielens"):
         return movielens.read_ratings(path, cfg)
+    cols = EventColumns(
+        user=cfg.user_col,
+        item=cfg.item_col,
+        time=cfg.time_col,
+        rating=_rating_col(cfg),
+        id_type=cfg.id_type,
+        time_format=cfg.time_format,
+    )
     if cfg.source == "atomic":
-        return readers.read_atomic(
-            path,
-            cfg.user_col,
-            cfg.item_col,
-            cfg.time_col,
-            _rating_col(cfg),
-            cfg.encoding,
-            cfg.id_type,
-            cfg.on_bad_lines,
-            cfg.time_format,
-        )
+        return readers.read_atomic(path, cols, encoding=cfg.encoding, on_bad_lines=cfg.on_bad_lines)
     if cfg.source == "sequences":
         return readers.read_sequences(path, cfg.encoding, cfg.id_type)
     if cfg.source == "pairs":
         return readers.read_pairs(path, cfg.encoding, cfg.id_type, cfg.on_bad_lines)
-    return readers.read_table(
-        path,
-        cfg.format,
-        cfg.sep,
-        cfg.header,
-        cfg.user_col,
-        cfg.item_col,
-        cfg.time_col,
-        _rating_col(cfg),
-        cfg.encoding,
-        cfg.id_type,
-        cfg.on_bad_lines,
-        cfg.time_format,
-    )
+    opts = ReadOptions(sep=cfg.sep, header=cfg.header, encoding=cfg.encoding, on_bad_lines=cfg.on_bad_lines)
+    return readers.read_table(path, cfg.format, cols, opts)
 
 
 def time_window(cfg: DatasetConfig, time_kind: Optional[str], where: str) -> Optional[TimeWindow]:

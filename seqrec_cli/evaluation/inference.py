@@ -8,7 +8,6 @@ item at position r of a list is exactly the item the metrics would give rank r.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from seqrec_cli.data.batches import gather_windows
-from seqrec_cli.models import SequentialRecommender
+from seqrec_cli.models import SequentialRecommender, autocast
 
 
 @dataclass
@@ -33,10 +32,28 @@ def histories_matrix(histories: Sequence[np.ndarray], max_len: int) -> tuple[np.
     return gather_windows(flat, starts, ends, max_len)
 
 
+@dataclass
+class _Rows:
+    """The model's input for every history: right-padded windows, lengths, optional side inputs."""
+
+    items: np.ndarray  # [n, max_len]
+    lengths: np.ndarray  # [n]
+    gaps: np.ndarray | None  # [n, max_len] time-gap buckets, for models that use them
+    users: np.ndarray | None  # [n] model user rows
+
+    def batch(self, rows: slice, device: torch.device) -> list[torch.Tensor | None]:
+        """(items, lengths, gaps, users) of `rows` on `device`, as `last_hidden` takes them."""
+        return [
+            torch.as_tensor(a[rows], device=device) if a is not None else None
+            for a in (self.items, self.lengths, self.gaps, self.users)
+        ]
+
+
 def top_k(
     model: SequentialRecommender,
     histories: Sequence[np.ndarray],
     k: int,
+    *,
     exclude: Sequence[np.ndarray] | None,
     max_len: int,
     batch_size: int = 256,
@@ -62,46 +79,53 @@ def top_k(
     device = next(model.parameters()).device
     items, lengths = histories_matrix(histories, max_len)
     gap_rows = histories_matrix(gaps, max_len)[0] if model.uses_time_gaps and gaps is not None else None
+    rows = _Rows(items, lengths, gap_rows, users)
     n_items = model.n_items + (len(extra) if extra is not None else 0)
     blocked = torch.as_tensor(~allowed, device=device) if allowed is not None else None
-    k_eff = min(k, n_items)
-    out_items = np.zeros((len(histories), k), dtype=np.int64)
-    out_scores = np.full((len(histories), k), -np.inf, dtype=np.float32)
+    out = TopK(np.zeros((len(histories), k), dtype=np.int64), np.full((len(histories), k), -np.inf, dtype=np.float32))
     was_training = model.training
     model.eval()
     try:
         with model.precomputed_items():
             for start in range(0, len(histories), batch_size):
-                stop = min(start + batch_size, len(histories))
-                x = torch.as_tensor(items[start:stop], device=device)
-                n = torch.as_tensor(lengths[start:stop], device=device)
-                g = torch.as_tensor(gap_rows[start:stop], device=device) if gap_rows is not None else None
-                u = torch.as_tensor(users[start:stop], device=device) if users is not None else None
-                ctx = (
-                    torch.autocast(device.type, dtype=torch.bfloat16)
-                    if amp and device.type == "cuda"
-                    else nullcontext()
-                )
-                with torch.no_grad():
-                    with ctx:
-                        hidden = model.last_hidden(x, n, g, u)
-                    scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
-                if extra is not None:
-                    scores = torch.cat([scores, hidden.float() @ extra.T], dim=1)
+                batch = slice(start, min(start + batch_size, len(histories)))
+                scores = _scores(model, rows.batch(batch, device), amp, extra)
                 if blocked is not None:
                     scores[:, blocked] = float("-inf")
                 if exclude is not None:
-                    rows = np.concatenate([np.full(len(exclude[i]), i - start) for i in range(start, stop)]).astype(
-                        np.int64
-                    )
-                    cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(start, stop)]) - 1
-                    scores[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = float("-inf")
-                # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
-                values, order = torch.sort(scores, dim=1, descending=True, stable=True)
-                values, order = values[:, :k_eff].cpu().numpy(), order[:, :k_eff].cpu().numpy() + 1
-                order[~np.isfinite(values)] = 0
-                out_items[start:stop, :k_eff] = order
-                out_scores[start:stop, :k_eff] = np.where(order > 0, values, -np.inf)
+                    _exclude(scores, exclude, batch)
+                _keep_best(scores, min(k, n_items), out, batch)
     finally:
         model.train(was_training)
-    return TopK(out_items, out_scores)
+    return out
+
+
+def _scores(
+    model: SequentialRecommender, inputs: list[torch.Tensor | None], amp: bool, extra: torch.Tensor | None
+) -> torch.Tensor:
+    """Float32 scores [b, n_items (+ len(extra))] of one batch of model inputs."""
+    with torch.no_grad():
+        with autocast(inputs[0].device, amp):
+            hidden = model.last_hidden(*inputs)
+        scores = model.scores(hidden.float())  # float32 as in evaluation: bf16 would tie items
+    if extra is not None:
+        scores = torch.cat([scores, hidden.float() @ extra.T], dim=1)
+    return scores
+
+
+def _exclude(scores: torch.Tensor, exclude: Sequence[np.ndarray], batch: slice) -> None:
+    """-inf for every item a row of the batch must never get (`exclude[i]`, model ids)."""
+    rows = np.concatenate([np.full(len(exclude[i]), i - batch.start) for i in range(batch.start, batch.stop)])
+    cols = np.concatenate([np.asarray(exclude[i], dtype=np.int64) for i in range(batch.start, batch.stop)]) - 1
+    device = scores.device
+    scores[torch.as_tensor(rows.astype(np.int64), device=device), torch.as_tensor(cols, device=device)] = float("-inf")
+
+
+def _keep_best(scores: torch.Tensor, k: int, out: TopK, batch: slice) -> None:
+    """The `k` best columns of each row into `out` (ids from 1; 0 and -inf where none is left)."""
+    # A stable descending sort keeps equal scores in item-id order (the metrics' tie rule).
+    values, order = torch.sort(scores, dim=1, descending=True, stable=True)
+    values, order = values[:, :k].cpu().numpy(), order[:, :k].cpu().numpy() + 1
+    order[~np.isfinite(values)] = 0
+    out.items[batch, :k] = order
+    out.scores[batch, :k] = np.where(order > 0, values, -np.inf)

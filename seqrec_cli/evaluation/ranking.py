@@ -15,7 +15,6 @@ it lands in.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -25,7 +24,7 @@ import torch
 from seqrec_cli.data import EvalSplit, SequenceSplits
 from seqrec_cli.data.batches import SideInputs, history_gaps, history_rows
 from seqrec_cli.evaluation.metrics import ranking_metrics, target_ranks
-from seqrec_cli.models import MIN_ROWS, SequentialRecommender
+from seqrec_cli.models import MIN_ROWS, SequentialRecommender, autocast
 
 
 WIDTH_STEP = 8
@@ -175,9 +174,7 @@ def model_scorer(model: SequentialRecommender, amp: bool) -> Scorer:
         width = int(inputs.widths[rows.start])
         gaps = inputs.gaps[rows, :width] if inputs.gaps is not None else None
         users = inputs.users[rows] if inputs.users is not None else None
-        device = inputs.items.device
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
-        with torch.no_grad(), ctx:
+        with torch.no_grad(), autocast(inputs.items.device, amp):
             hidden = model.last_hidden(inputs.items[rows, :width], inputs.lengths[rows], gaps, users)
         # Scores stay float32 under autocast: bf16's 8-bit mantissa would tie many items, and
         # ties are broken against the target.

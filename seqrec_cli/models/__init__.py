@@ -10,10 +10,11 @@ from seqrec_cli.config.feature_checks import item_repr as item_repr_name
 from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import N_GAP_BUCKETS
 from seqrec_cli.models.attention import AttentionEncoder
+from seqrec_cli.models.precision import autocast
 from seqrec_cli.models.recommender import MIN_ROWS, SequentialRecommender, at_least_rows
 from seqrec_cli.models.recurrent import RecurrentAttentionEncoder, RecurrentEncoder, one_hot_width
 
-__all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "build", "count_parameters"]
+__all__ = ["MIN_ROWS", "SequentialRecommender", "at_least_rows", "autocast", "build", "count_parameters"]
 
 
 def build(
@@ -38,25 +39,7 @@ def build(
     one_hot = encoder.input == "one_hot"
     if one_hot and encoder.name not in ("gru", "lstm"):
         raise ValueError("encoder.input=one_hot needs encoder=gru or lstm")
-    if encoder.name == "attention":
-        enc: nn.Module = AttentionEncoder(
-            dim,
-            model.max_len,
-            encoder.num_layers,
-            encoder.num_heads,
-            encoder.ffn_size or dim,
-            encoder.dropout,
-            encoder.pre_norm,
-            encoder.block,
-            causal=not masked,
-            embedding_dropout=encoder.embedding_dropout,
-        )
-    elif encoder.name == "gru_attention":
-        enc = RecurrentAttentionEncoder(dim, hidden, encoder.num_layers, encoder.num_heads, encoder.dropout)
-    else:
-        enc = RecurrentEncoder(
-            encoder.name, dim, hidden, encoder.num_layers, encoder.dropout, encoder.embedding_dropout, one_hot
-        )
+    enc = _encoder(model, encoder, causal=not masked, one_hot=one_hot)
     gap_buckets = N_GAP_BUCKETS if encoder.time_features == "gap" else 0
     user_rows = n_user_rows if model.user_embedding else 0
     if model.user_embedding and n_user_rows < 1:
@@ -68,11 +51,41 @@ def build(
         dim,
         enc,
         model.init_std,
-        gap_buckets,
-        user_rows,
+        n_gap_buckets=gap_buckets,
+        n_user_rows=user_rows,
         mask_len=mask_len,
         input_width=input_width,
         item_repr=_item_representation(model, feature_meta, n_items),
+    )
+
+
+def _encoder(model: ModelConfig, encoder: EncoderConfig, *, causal: bool, one_hot: bool) -> nn.Module:
+    """The configured sequence encoder: attention, GRU / LSTM, or a GRU with attention over its states."""
+    dim = model.embedding_dim
+    hidden = encoder.hidden_size or dim
+    if encoder.name == "attention":
+        return AttentionEncoder(
+            dim,
+            model.max_len,
+            encoder.num_layers,
+            encoder.num_heads,
+            encoder.ffn_size or dim,
+            encoder.dropout,
+            pre_norm=encoder.pre_norm,
+            block=encoder.block,
+            causal=causal,
+            embedding_dropout=encoder.embedding_dropout,
+        )
+    if encoder.name == "gru_attention":
+        return RecurrentAttentionEncoder(dim, hidden, encoder.num_layers, encoder.num_heads, encoder.dropout)
+    return RecurrentEncoder(
+        encoder.name,
+        dim,
+        hidden,
+        encoder.num_layers,
+        encoder.dropout,
+        embedding_dropout=encoder.embedding_dropout,
+        one_hot=one_hot,
     )
 
 
@@ -91,9 +104,9 @@ def _item_representation(
         n_items,
         model.embedding_dim,
         model.init_std,
-        repr_name == "id+features",
-        model.feature_combine,
-        model.id_dropout,
+        use_id=repr_name == "id+features",
+        combine=model.feature_combine,
+        id_dropout=model.id_dropout,
     )
 
 

@@ -130,6 +130,7 @@ class AttentionEncoder(nn.Module):
         num_heads: int,
         ffn_size: int,
         dropout: float,
+        *,
         pre_norm: bool,
         block: str = "sasrec",
         causal: bool = True,

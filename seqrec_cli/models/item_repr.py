@@ -55,6 +55,7 @@ class ItemRepresentation(nn.Module):
         n_items: int,
         dim: int,
         init_std: float,
+        *,
         use_id: bool,
         combine: str,
         id_dropout: float,

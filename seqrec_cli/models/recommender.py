@@ -75,6 +75,7 @@ class SequentialRecommender(nn.Module):
         dim: int,
         encoder: nn.Module,
         init_std: float,
+        *,
         n_gap_buckets: int = 0,
         n_user_rows: int = 0,
         mask_len: int = 0,

@@ -43,6 +43,7 @@ class RecurrentEncoder(nn.Module):
         hidden_size: int,
         num_layers: int,
         dropout: float,
+        *,
         embedding_dropout: Optional[float] = None,
         one_hot: bool = False,
     ) -> None:

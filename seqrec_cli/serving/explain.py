@@ -114,9 +114,10 @@ def explain_histories(
     model,
     item_ids: np.ndarray,
     histories: list[np.ndarray],
+    top_items: np.ndarray,
+    *,
     gaps: list[Optional[np.ndarray]],
     user_rows: list[int],
-    top_items: np.ndarray,
     max_len: int,
     top: int = 3,
 ) -> list[list[str]]:

@@ -7,7 +7,6 @@ import copy
 import logging
 import math
 import time
-from contextlib import nullcontext
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -21,7 +20,7 @@ from seqrec_cli.evaluation import ranking
 from seqrec_cli.io.artifacts import write_history
 from seqrec_cli.io.console import duration, epoch_progress, format_metrics
 from seqrec_cli.io.signals import stop_requests
-from seqrec_cli.models import SequentialRecommender
+from seqrec_cli.models import SequentialRecommender, autocast
 from seqrec_cli.training.losses import build_loss
 from seqrec_cli.training.masking import mask_batch
 from seqrec_cli.training.optim import build_optimizer
@@ -316,7 +315,7 @@ class Trainer:
         if objective.name == "masked":
             # The loss counts the masked positions only; their number is known after the draw.
             x, y = mask_batch(x, n, objective.mask_prob, self.model.mask_id)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext():
+        with autocast(self.device, self.use_amp, self.amp_dtype):
             hidden = self.step_model(x, n, gaps, users)
             # Every position before a row's length has a target (y > 0), so their number is
             # known on the host: the same positions as `hidden[y > 0]`, in the same order.

@@ -4,16 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec_cli.config.schema import DatasetConfig, SplitConfig
+from seqrec_cli.config.schema import SplitConfig
 from seqrec_cli.data import load, load_interactions
 from seqrec_cli.data.preprocess import build_interactions, time_order
 from seqrec_cli.data.splits import cut_at_quantile, leave_one_out, split, temporal
 from seqrec_cli.errors import UserError
-
-
-def events(rows, rating=False):
-    cols = ["user", "item", "time"] + (["rating"] if rating else [])
-    return pd.DataFrame(rows, columns=cols)
+from data_support import csv_dataset, events, interactions, write_events_csv
 
 
 def histories(inter):
@@ -78,18 +74,13 @@ def test_ids_stay_in_ascending_original_order_after_filtering():
 # --------------------------------------------------------------------------- temporal split
 
 
-def timed(rows):
-    inter, _ = build_interactions(events(rows), 1, 1)
-    return inter
-
-
 def test_temporal_split_cuts_every_history_at_the_same_instants():
     rows = (
         [(1, 1, 10), (1, 2, 20), (1, 3, 55), (1, 4, 60), (1, 5, 95), (1, 6, 99)]  # evaluated in both
         + [(2, 7, 70), (2, 8, 96)]  # cold at the valid cut, evaluated at test
         + [(3, 9, 10), (3, 1, 20)]  # training only
     )
-    inter = timed(rows)
+    inter = interactions(rows)
     s = temporal(inter, valid_cut=50, test_cut=90)
     # training never holds an event at or after the validation cut
     for u in range(inter.n_users):
@@ -110,7 +101,7 @@ def test_temporal_split_cuts_every_history_at_the_same_instants():
 
 
 def test_temporal_cuts_from_quantiles_and_errors():
-    inter = timed([(u, i, 10 * i + u) for u in range(1, 5) for i in range(1, 11)])
+    inter = interactions([(u, i, 10 * i + u) for u in range(1, 5) for i in range(1, 11)])
     assert cut_at_quantile(inter.times, 0.5) == np.sort(inter.times)[20]
     s = split(inter, SplitConfig(kind="temporal", valid_quantile=0.5, test_quantile=0.8))
     assert s.details["valid_cut"] < s.details["test_cut"] and len(s.valid) == 4 and len(s.test) == 4
@@ -123,48 +114,31 @@ def test_temporal_cuts_from_quantiles_and_errors():
 
 
 def test_leave_one_out_test_popularity_is_unchanged():
-    inter = timed([(1, i, i) for i in range(1, 6)] + [(2, 1, 1), (2, 2, 2)])
+    inter = interactions([(1, i, i) for i in range(1, 6)] + [(2, 1, 1), (2, 2, 2)])
     assert leave_one_out(inter).seen_item_counts("test").tolist() == [0, 2, 2, 1, 1, 0]
 
 
 # ------------------------------------------------------------------------ cache and load
 
 
-def write(path, rows):
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(path, index=False)
-
-
-def csv_cfg(path, tmp_path, **kw):
-    base = dict(
-        name="t",
-        source="csv",
-        path=str(path),
-        user_col="user_id",
-        item_col="item_id",
-        time_col="timestamp",
-        min_user_count=1,
-        min_item_count=1,
-        cache_dir=str(tmp_path / "cache"),
-    )
-    return DatasetConfig(**{**base, **kw})
-
-
 def test_cache_key_holds_every_preprocessing_setting_but_not_the_split(tmp_path):
-    write(tmp_path / "d.csv", [(u, i % 4, i) for u in range(1, 4) for i in range(8)])
-    base = csv_cfg(tmp_path / "d.csv", tmp_path)
+    write_events_csv(tmp_path / "d.csv", [(u, i % 4, i) for u in range(1, 4) for i in range(8)])
+    base = csv_dataset(tmp_path / "d.csv", cache_dir=tmp_path / "cache")
     assert not load_interactions(base)[1]["cache"]["hit"]
     for change in (dict(dedup="first"), dict(max_history=3), dict(id_type="str"), dict(min_user_count=2)):
-        assert not load_interactions(csv_cfg(tmp_path / "d.csv", tmp_path, **change))[1]["cache"]["hit"], change
-    other_split = csv_cfg(tmp_path / "d.csv", tmp_path, split=SplitConfig(kind="temporal"))
+        assert not load_interactions(csv_dataset(tmp_path / "d.csv", cache_dir=tmp_path / "cache", **change))[1][
+            "cache"
+        ]["hit"], change
+    other_split = csv_dataset(tmp_path / "d.csv", cache_dir=tmp_path / "cache", split=SplitConfig(kind="temporal"))
     splits, summary = load(other_split)
     assert summary["cache"]["hit"] and summary["split"]["kind"] == "temporal"
 
 
 def test_single_user_and_unwritable_cache_are_user_errors(tmp_path):
-    write(tmp_path / "one.csv", [(1, i, i) for i in range(6)])
+    write_events_csv(tmp_path / "one.csv", [(1, i, i) for i in range(6)])
     with pytest.raises(UserError, match="Only one user"):
-        load(csv_cfg(tmp_path / "one.csv", tmp_path))
+        load(csv_dataset(tmp_path / "one.csv", cache_dir=tmp_path / "cache"))
     (tmp_path / "afile").write_text("")
-    write(tmp_path / "d.csv", [(u, i, i) for u in range(3) for i in range(4)])
+    write_events_csv(tmp_path / "d.csv", [(u, i, i) for u in range(3) for i in range(4)])
     with pytest.raises(UserError, match="Cannot write the data cache"):
-        load(csv_cfg(tmp_path / "d.csv", tmp_path, cache_dir=str(tmp_path / "afile" / "cache")))
+        load(csv_dataset(tmp_path / "d.csv", cache_dir=tmp_path / "afile" / "cache"))

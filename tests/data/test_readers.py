@@ -8,24 +8,12 @@ import pytest
 
 from seqrec_cli.config.schema import DatasetConfig
 from seqrec_cli.data import load, load_interactions
+from seqrec_cli.data.columns import EventColumns
+from seqrec_cli.data.delimited import ReadOptions, read_delimited
 from seqrec_cli.data.metadata import item_titles
 from seqrec_cli.data.sources import read_events
 from seqrec_cli.errors import UserError
-
-
-def cfg(path, source="csv", **kw):
-    base = dict(
-        name="t",
-        source=source,
-        path=str(path),
-        user_col="user_id",
-        item_col="item_id",
-        time_col="timestamp",
-        min_user_count=1,
-        min_item_count=1,
-        use_cache=False,
-    )
-    return DatasetConfig(**{**base, **kw})
+from data_support import csv_dataset
 
 
 def rows(events):
@@ -39,45 +27,45 @@ def rows(events):
 
 def test_csv_with_header_keeps_file_order(tmp_path):
     (tmp_path / "d.csv").write_text("item_id,user_id,timestamp,extra\n5,1,30,x\n3,1,10,y\n5,2,20,z\n")
-    assert rows(read_events(cfg(tmp_path / "d.csv"))) == [(1, 5, 30), (1, 3, 10), (2, 5, 20)]
+    assert rows(read_events(csv_dataset(tmp_path / "d.csv"))) == [(1, 5, 30), (1, 3, 10), (2, 5, 20)]
 
 
 @pytest.mark.parametrize("sep", ["\\t", "tab", "\t"])
 def test_tsv_separator_spellings(tmp_path, sep):
     (tmp_path / "d.tsv").write_text("user_id\titem_id\ttimestamp\n1\t2\t3\n")
-    assert rows(read_events(cfg(tmp_path / "d.tsv", sep=sep))) == [(1, 2, 3)]
+    assert rows(read_events(csv_dataset(tmp_path / "d.tsv", sep=sep))) == [(1, 2, 3)]
 
 
 def test_headerless_columns_are_numbered(tmp_path):
     (tmp_path / "d.csv").write_text("9,1,2,100\n9,2,5,101\n")
-    c = cfg(tmp_path / "d.csv", header=False, user_col="0", item_col="1", time_col="3")
+    c = csv_dataset(tmp_path / "d.csv", header=False, user_col="0", item_col="1", time_col="3")
     assert rows(read_events(c)) == [(9, 1, 100), (9, 2, 101)]
 
 
 def test_without_time_column_file_order_is_time_order(tmp_path):
     (tmp_path / "d.csv").write_text("user_id,item_id\n1,30\n1,10\n1,20\n")
-    inter, _ = load_interactions(cfg(tmp_path / "d.csv", time_col=None))
+    inter, _ = load_interactions(csv_dataset(tmp_path / "d.csv", time_col=None))
     assert inter.times is None
     assert inter.item_ids[inter.items - 1].tolist() == [30, 10, 20]
 
 
 def test_gzip_is_recognised_by_content_not_name(tmp_path):
     (tmp_path / "d.csv").write_bytes(gzip.compress(b"user_id,item_id,timestamp\n1,2,3\n"))
-    assert rows(read_events(cfg(tmp_path / "d.csv"))) == [(1, 2, 3)]
+    assert rows(read_events(csv_dataset(tmp_path / "d.csv"))) == [(1, 2, 3)]
 
 
 def test_parquet(tmp_path):
     pytest.importorskip("pyarrow")
     pd.DataFrame({"u": ["a", "b"], "i": [7, 8], "ts": [2, 1]}).to_parquet(tmp_path / "d.parquet")
-    events = read_events(cfg(tmp_path / "d.parquet", user_col="u", item_col="i", time_col="ts"))
+    events = read_events(csv_dataset(tmp_path / "d.parquet", user_col="u", item_col="i", time_col="ts"))
     assert rows(events) == [("a", 7, 2), ("b", 8, 1)]
     with pytest.raises(UserError, match=r"no column 'item_id'.*'u', 'i', 'ts'"):
-        read_events(cfg(tmp_path / "d.parquet", user_col="u", time_col="ts"))
+        read_events(csv_dataset(tmp_path / "d.parquet", user_col="u", time_col="ts"))
 
 
 def test_min_rating_keeps_positive_feedback(tmp_path):
     (tmp_path / "d.csv").write_text("user_id,item_id,timestamp,r\n1,1,1,5\n1,2,2,2\n1,3,3,4\n2,1,1,4\n")
-    inter, summary = load_interactions(cfg(tmp_path / "d.csv", rating_col="r", min_rating=4))
+    inter, summary = load_interactions(csv_dataset(tmp_path / "d.csv", rating_col="r", min_rating=4))
     assert inter.n_interactions == 3 and inter.item_ids.tolist() == [1, 3]
     assert summary["steps"][0] == {"step": "min_rating", "setting": 4, "users": 2, "items": 2, "interactions": 3}
 
@@ -86,15 +74,26 @@ def test_dates_are_parsed_to_exact_integers_in_time_order(tmp_path):
     (tmp_path / "d.csv").write_text(
         "user_id,item_id,timestamp\n1,1,2020-01-02 10:00:00\n1,2,2020-01-01T23:59:59Z\n1,3,2020-01-02 10:00:01\n"
     )
-    inter, _ = load_interactions(cfg(tmp_path / "d.csv"))
+    inter, _ = load_interactions(csv_dataset(tmp_path / "d.csv"))
     assert inter.times.dtype == np.int64 and inter.items.tolist() == [2, 1, 3]
 
 
 def test_string_ids_and_id_type_str_keeps_leading_zeros(tmp_path):
     (tmp_path / "d.csv").write_text("user_id,item_id,timestamp\nu1,007,1\nu1,7,2\n")
-    assert rows(read_events(cfg(tmp_path / "d.csv"))) == [("u1", 7, 1), ("u1", 7, 2)]  # auto: "007" is 7
-    events = read_events(cfg(tmp_path / "d.csv", id_type="str"))
+    assert rows(read_events(csv_dataset(tmp_path / "d.csv"))) == [("u1", 7, 1), ("u1", 7, 2)]  # auto: "007" is 7
+    events = read_events(csv_dataset(tmp_path / "d.csv", id_type="str"))
     assert rows(events) == [("u1", "007", 1), ("u1", "7", 2)]
+
+
+def test_read_options_text_and_id_columns(tmp_path):
+    """`text_columns` keep their text; an `id_columns` column the parser reads as floats is read
+    again as text (no id goes through float64); the others keep the parser's types."""
+    (tmp_path / "d.txt").write_text("007|1.0|3\n8|12345678901234567890|4\n")
+    opts = ReadOptions(sep="|", header=False, text_columns=["0"], id_columns=["1"])
+    df = read_delimited(tmp_path / "d.txt", ["0", "1", "2"], opts)
+    assert df["0"].tolist() == ["007", "8"] and df["1"].tolist() == ["1.0", "12345678901234567890"]
+    assert df["2"].tolist() == [3, 4]
+    assert EventColumns(user="u", item="i", time="u").wanted == ["u", "i"]  # each column read once
 
 
 @pytest.mark.parametrize(
@@ -120,20 +119,20 @@ def test_string_ids_and_id_type_str_keeps_leading_zeros(tmp_path):
 def test_bad_tables_raise_one_clear_sentence(tmp_path, body, message):
     (tmp_path / "d.csv").write_text(body)
     with pytest.raises(UserError, match=message):
-        read_events(cfg(tmp_path / "d.csv"))
+        read_events(csv_dataset(tmp_path / "d.csv"))
 
 
 def test_damaged_and_binary_files(tmp_path):
     body = "user_id,item_id,timestamp\n" + "".join(f"{i},{i * 7919 % 1013},{i}\n" for i in range(5000))
     (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(body.encode())[:2000])
     with pytest.raises(UserError, match="gzip data is damaged or truncated"):
-        read_events(cfg(tmp_path / "cut.csv.gz"))
+        read_events(csv_dataset(tmp_path / "cut.csv.gz"))
     (tmp_path / "bin.csv").write_bytes(b"user_id,item_id,timestamp\n1,\xff\xfe,3\n")
     with pytest.raises(UserError, match="not UTF-8 text.*dataset.encoding"):
-        read_events(cfg(tmp_path / "bin.csv"))
-    assert rows(read_events(cfg(tmp_path / "bin.csv", encoding="latin-1", id_type="str"))) == [("1", "ÿþ", 3)]
+        read_events(csv_dataset(tmp_path / "bin.csv"))
+    assert rows(read_events(csv_dataset(tmp_path / "bin.csv", encoding="latin-1", id_type="str"))) == [("1", "ÿþ", 3)]
     with pytest.raises(UserError, match="is a folder"):
-        read_events(cfg(tmp_path))
+        read_events(csv_dataset(tmp_path))
 
 
 # ------------------------------------------------------------------ MovieLens family (small)
@@ -182,29 +181,29 @@ def test_atomic_file_with_typed_header(tmp_path):
     (folder / "mydata.inter").write_text(
         "user_id:token\titem_id:token\trating:float\ttimestamp:float\nA\t10\t4\t5\nA\t11\t3\t4\nB\t10\t1\t9\n"
     )
-    c = cfg(folder, source="atomic", id_type="str")
+    c = csv_dataset(folder, source="atomic", id_type="str")
     assert rows(read_events(c)) == [("A", "10", 5), ("A", "11", 4), ("B", "10", 9)]
     with pytest.raises(UserError, match=r"no field 'when': the fields found are 'user_id:token'"):
-        read_events(cfg(folder, source="atomic", time_col="when"))
+        read_events(csv_dataset(folder, source="atomic", time_col="when"))
     (tmp_path / "plain.inter").write_text("user_id\titem_id\n1\t2\n")
     with pytest.raises(UserError, match="not a RecBole atomic file"):
-        read_events(cfg(tmp_path / "plain.inter", source="atomic", time_col=None))
+        read_events(csv_dataset(tmp_path / "plain.inter", source="atomic", time_col=None))
 
 
 def test_sequences_one_line_per_user(tmp_path):
     (tmp_path / "s.txt").write_text("1 5 6 7\n\n2\t8 5\r\n3\n1 9\n")
-    events = read_events(cfg(tmp_path / "s.txt", source="sequences", time_col=None))
+    events = read_events(csv_dataset(tmp_path / "s.txt", source="sequences", time_col=None))
     assert rows(events) == [(1, 5), (1, 6), (1, 7), (2, 8), (2, 5), (1, 9)]
-    inter, _ = load_interactions(cfg(tmp_path / "s.txt", source="sequences", time_col=None))
+    inter, _ = load_interactions(csv_dataset(tmp_path / "s.txt", source="sequences", time_col=None))
     assert [inter.item_ids[i - 1] for i in inter.items[: inter.offsets[1]]] == [5, 6, 7, 9]
 
 
 def test_pairs_one_pair_per_line(tmp_path):
     (tmp_path / "p.txt").write_text("1 5\n1 6\n2  7\n")
-    assert rows(read_events(cfg(tmp_path / "p.txt", source="pairs", time_col=None))) == [(1, 5), (1, 6), (2, 7)]
+    assert rows(read_events(csv_dataset(tmp_path / "p.txt", source="pairs", time_col=None))) == [(1, 5), (1, 6), (2, 7)]
     (tmp_path / "bad.txt").write_text("1 5\n2\n")
     with pytest.raises(UserError, match="empty id"):
-        read_events(cfg(tmp_path / "bad.txt", source="pairs", time_col=None))
+        read_events(csv_dataset(tmp_path / "bad.txt", source="pairs", time_col=None))
 
 
 # ----------------------------------------------------------------------- the real files

@@ -9,9 +9,7 @@ from seqrec_cli.data.batches import gather_windows, training_examples
 from seqrec_cli.data.preprocess import build_interactions
 from seqrec_cli.data.splits import leave_one_out
 
-
-def events(rows):
-    return pd.DataFrame(rows, columns=["user", "item", "time"])
+from data_support import csv_dataset, events, write_events_csv
 
 
 def history(inter, u):
@@ -85,45 +83,26 @@ def test_training_windows_cover_every_transition_once():
     assert last_only.inputs.tolist() == [[6, 7, 8, 9]] and last_only.targets.tolist() == [[7, 8, 9, 10]]
 
 
-def write_csv(path, rows):
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(path, index=False)
-
-
-def csv_config(path, tmp_path, **kw):
-    settings = dict(
-        name="t",
-        source="csv",
-        path=str(path),
-        user_col="user_id",
-        item_col="item_id",
-        time_col="timestamp",
-        min_user_count=1,
-        min_item_count=1,
-        cache_dir=str(tmp_path / "cache"),
-    )
-    return DatasetConfig(**{**settings, **kw})
-
-
 def test_cache_is_reused_and_invalidated(tmp_path):
     path = tmp_path / "d.csv"
-    write_csv(path, [(1, i, i) for i in range(1, 6)] + [(2, i, i) for i in range(2, 6)])
-    cfg = csv_config(path, tmp_path)
+    write_events_csv(path, [(1, i, i) for i in range(1, 6)] + [(2, i, i) for i in range(2, 6)])
+    cfg = csv_dataset(path, cache_dir=tmp_path / "cache")
     _, first = load_interactions(cfg)
     _, second = load_interactions(cfg)
     assert not first["cache"]["hit"] and second["cache"]["hit"]
     # a different preprocessing setting never reuses that cache
-    _, other = load_interactions(csv_config(path, tmp_path, min_item_count=2))
+    _, other = load_interactions(csv_dataset(path, cache_dir=tmp_path / "cache", min_item_count=2))
     assert not other["cache"]["hit"]
     # neither does a changed file
-    write_csv(path, [(1, i, i) for i in range(1, 4)])
+    write_events_csv(path, [(1, i, i) for i in range(1, 4)])
     inter, changed = load_interactions(cfg)
     assert not changed["cache"]["hit"] and inter.n_interactions == 3
 
 
 def test_cached_and_fresh_loads_are_identical(tmp_path):
     path = tmp_path / "d.csv"
-    write_csv(path, [(u, (u * 7 + i) % 11, i // 2) for u in range(1, 9) for i in range(6)])
-    cfg = csv_config(path, tmp_path)
+    write_events_csv(path, [(u, (u * 7 + i) % 11, i // 2) for u in range(1, 9) for i in range(6)])
+    cfg = csv_dataset(path, cache_dir=tmp_path / "cache")
     a, _ = load(cfg)
     b, _ = load(cfg)
     for name in ("offsets", "items", "user_ids", "item_ids"):

@@ -4,41 +4,26 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.config.schema import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
-from seqrec_cli.data import load
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import has_training_rows, side_inputs
 from seqrec_cli.models import at_least_rows, build
 from seqrec_cli.evaluation import ranking
+
+from data_support import synthetic_splits
 
 KS = [1, 5, 10, 20]
 
 
 @pytest.fixture(scope="module")
 def splits():
-    cfg = DatasetConfig(
-        name="synthetic",
-        source="synthetic",
-        min_user_count=1,
-        min_item_count=1,
-        use_cache=False,
-        synthetic=SyntheticConfig(n_users=300, n_items=120, mean_length=15),
-    )
-    return load(cfg)[0]
+    return synthetic_splits(n_users=300, n_items=120, mean_length=15)
 
 
 @pytest.fixture(scope="module")
 def few_users():
     """Batch-independence checks evaluate every row at batch size 1, one padded forward pass each:
     60 users keep them quick and still give odd batch remainders and full MIN_ROWS chunks."""
-    cfg = DatasetConfig(
-        name="synthetic",
-        source="synthetic",
-        min_user_count=1,
-        min_item_count=1,
-        use_cache=False,
-        synthetic=SyntheticConfig(n_users=60, n_items=120, mean_length=15),
-    )
-    return load(cfg)[0]
+    return synthetic_splits(n_users=60, n_items=120, mean_length=15)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from seqrec_cli.models import build
 ENCODERS = ["attention", "gru", "lstm", "gru_attention"]
 
 
-def make(name, n_items=50, dim=16, max_len=8, layers=2, pre_norm=True, block="sasrec"):
+def make(name, *, n_items=50, dim=16, max_len=8, layers=2, pre_norm=True, block="sasrec"):
     torch.manual_seed(0)
     encoder = EncoderConfig(name=name, num_layers=layers, num_heads=2, pre_norm=pre_norm, block=block)
     model = build(ModelConfig(embedding_dim=dim, max_len=max_len), encoder, n_items)

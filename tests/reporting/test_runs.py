@@ -14,14 +14,7 @@ from seqrec_cli.training.checkpoint import load_checkpoint
 
 from seqrec_cli.reporting import report
 from seqrec_cli.config.apps import EvalAppConfig, RecommendAppConfig
-from seqrec_cli.config.schema import (
-    DatasetConfig,
-    EncoderConfig,
-    ModelConfig,
-    SyntheticConfig,
-    TrainConfig,
-    TrainerConfig,
-)
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data import load
 from seqrec_cli.errors import UserError
 from seqrec_cli.cli.eval import evaluate_run
@@ -32,6 +25,8 @@ from seqrec_cli.cli.recommend import read_ids_file, recommend
 from seqrec_cli.reporting.runs import IdIndex, _relabel, open_run
 from seqrec_cli.io.artifacts import plot_runs
 from seqrec_cli.training.trainer import FitContext, fit
+
+from data_support import tiny_train_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -115,19 +110,7 @@ def test_top_k_returns_fewer_items_when_fewer_are_left():
 def trained_run(tmp_path_factory):
     """A one-epoch run on tiny synthetic data, trained in-process (no CLI start)."""
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(
-        dataset=DatasetConfig(
-            name="synthetic",
-            source="synthetic",
-            min_user_count=1,
-            min_item_count=1,
-            use_cache=False,
-            synthetic=SyntheticConfig(n_users=60, n_items=25, mean_length=8),
-        ),
-        model=ModelConfig(embedding_dim=8, max_len=6),
-        encoder=EncoderConfig(name="gru", num_layers=1),
-        trainer=TrainerConfig(max_epochs=2, progress=False, device="cpu"),
-    )
+    cfg = tiny_train_config(max_epochs=2)
     splits, _ = load(cfg.dataset)
     torch.manual_seed(0)
     model = build(cfg.model, cfg.encoder, splits.data.n_items)

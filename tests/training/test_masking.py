@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.config.schema import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig
-from seqrec_cli.data import load
+from seqrec_cli.config.schema import EncoderConfig, ModelConfig
 from seqrec_cli.data.batches import TrainingExamples
 from seqrec_cli.evaluation import ranking
 from seqrec_cli.models import build
 from seqrec_cli.models.recommender import with_mask_appended
 from seqrec_cli.training.masking import mask_batch, masked_rows
+
+from data_support import synthetic_splits
 
 N_ITEMS = 50
 
@@ -105,15 +106,7 @@ def test_the_mask_token_is_learned_apart_from_the_scored_items():
 
 @pytest.fixture(scope="module")
 def splits():
-    cfg = DatasetConfig(
-        name="synthetic",
-        source="synthetic",
-        min_user_count=1,
-        min_item_count=1,
-        use_cache=False,
-        synthetic=SyntheticConfig(n_users=300, n_items=120, mean_length=15),
-    )
-    return load(cfg)[0]
+    return synthetic_splits(n_users=300, n_items=120, mean_length=15)
 
 
 def test_a_masked_models_rows_get_the_same_numbers_in_any_eval_batch(splits):

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import run_cli
+from data_support import tiny_train_config
 from seqrec_cli.config.checks import validate
 from seqrec_cli.config.schema import SchedulerConfig, TrainConfig
 from seqrec_cli.errors import UserError
@@ -234,22 +235,10 @@ def test_help_lists_every_group_states_patience_and_writes_nothing(tmp_path):
 
 def _tiny(tmp_path, **trainer):
     from seqrec_cli import models
-    from seqrec_cli.config.schema import DatasetConfig, EncoderConfig, ModelConfig, SyntheticConfig, TrainerConfig
+    from seqrec_cli.config.schema import EncoderConfig
     from seqrec_cli.data import load
 
-    cfg = TrainConfig(
-        dataset=DatasetConfig(
-            name="synthetic",
-            source="synthetic",
-            min_user_count=1,
-            min_item_count=1,
-            use_cache=False,
-            synthetic=SyntheticConfig(n_users=60, n_items=25, mean_length=8),
-        ),
-        model=ModelConfig(embedding_dim=8, max_len=6),
-        encoder=EncoderConfig(name="gru", num_layers=1, dropout=0.0),
-        trainer=TrainerConfig(progress=False, device="cpu", **trainer),
-    )
+    cfg = tiny_train_config(EncoderConfig(name="gru", num_layers=1, dropout=0.0), **trainer)
     validate(cfg)
     splits, _ = load(cfg.dataset)
     torch.manual_seed(0)
