@@ -167,34 +167,8 @@ def split_extras(result: dict[str, dict], split: str, with_features: bool) -> di
     return extras
 
 
-def run_extras(cfg: Any, prepared: Any, inputs: EvalInputs, split: str) -> dict[str, Any]:
-    """What a single-process run adds to metrics.json for `split`: `split_extras`, and for the
-    test split `model_metrics` (the test metrics, as `ranking.evaluate_model` computes them) and
-    `beyond` (beyond-accuracy metrics). The validation split is evaluated again only when it has
-    something to add (cold targets, or features for the baseline)."""
-    splits = prepared.splits
-    matrix = feature_matrix(prepared.features) if prepared.features is not None else None
-    train_counts = splits.seen_item_counts("valid")
-    if split != "test" and matrix is None and warm_targets(inputs, train_counts).all():
-        return {}
-    result = evaluate_split(
-        prepared.model,
-        inputs,
-        train_counts=train_counts,
-        visible_counts=splits.seen_item_counts(split),
-        batch_size=cfg.trainer.eval_batch_size,
-        ks=cfg.eval.ks,
-        amp=cfg.trainer.amp and prepared.device.type == "cuda",
-        matrix=matrix,
-    )
-    extras = split_extras(result, split, matrix is not None)
-    if split == "test":
-        extras.update(model_metrics=result["metrics"]["model"], beyond={"test": result["beyond"]})
-    return extras
-
-
 def merge_extras(into: dict[str, Any], extras: dict[str, Any]) -> None:
-    """Add one split's `run_extras` to those of the others (each section's keys side by side)."""
+    """Add one split's `split_extras` to those of the others (each section's keys side by side)."""
     for key, value in extras.items():
         into.setdefault(key, {}).update(value)
 
