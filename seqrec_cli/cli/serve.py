@@ -35,7 +35,7 @@ def serve(cfg: ServeAppConfig) -> None:
     try:
         import uvicorn
 
-        from seqrec_cli.serving.app import Settings, create_app
+        from seqrec_cli.serving.app import create_app
     except ImportError as exc:
         raise UserError(
             f"seqrec-serve needs the serve extra ({exc.name} is missing): pip install 'seqrec-cli[serve]'."
@@ -51,15 +51,6 @@ def serve(cfg: ServeAppConfig) -> None:
             scratch = Path(tempfile.mkdtemp(prefix="seqrec-serve-"))
             path = str(export_bundle(cfg.run, scratch / "bundle"))
         bundle = open_bundle(path, cfg.threads)
-        settings = Settings(
-            cfg.max_batch,
-            cfg.max_wait_ms,
-            cfg.threads,
-            cfg.max_body_bytes,
-            cfg.max_batch_requests,
-            cfg.on_unknown,
-            cfg.explain_top,
-        )
         sock = _bind(cfg.host, cfg.port)
         host, port = sock.getsockname()[:2]
         log.info(
@@ -72,7 +63,7 @@ def serve(cfg: ServeAppConfig) -> None:
             port,
         )
         config = uvicorn.Config(
-            create_app(bundle, settings), log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5
+            create_app(bundle, cfg), log_level=cfg.log_level, access_log=False, timeout_graceful_shutdown=5
         )
         _server_class(uvicorn)(config).run(sockets=[sock])
     finally:

@@ -15,7 +15,6 @@ import gc
 import json
 import logging
 import signal
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ from fastapi.responses import Response
 
 from seqrec_cli.errors import UserError
 from seqrec_cli.serving.batcher import MicroBatcher
+from seqrec_cli.serving.config import ServeAppConfig
 from seqrec_cli.serving.engine import Bundle, open_bundle
 from seqrec_cli.serving.explain import bundle_score_fn, explain
 from seqrec_cli.serving.queries import Query, pack
@@ -32,21 +32,10 @@ from seqrec_cli.serving.requests import BadRequest, Defaults, parse_json, parse_
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Settings:
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    threads: int = 1
-    max_body_bytes: int = 1_048_576
-    max_batch_requests: int = 256
-    on_unknown: str = "error"
-    explain_top: int = 3
-
-
 class ServerState:
     """The bundle now served (one reference, swapped whole by a reload) and the batcher."""
 
-    def __init__(self, bundle: Bundle, settings: Settings) -> None:
+    def __init__(self, bundle: Bundle, settings: ServeAppConfig) -> None:
         self.bundle = bundle
         self.settings = settings
         self.defaults = Defaults(on_unknown=settings.on_unknown)
@@ -134,7 +123,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(bundle: Bundle, settings: Settings, sighup: bool = True) -> FastAPI:
+def create_app(bundle: Bundle, settings: ServeAppConfig, sighup: bool = True) -> FastAPI:
     state = ServerState(bundle, settings)
 
     @contextlib.asynccontextmanager

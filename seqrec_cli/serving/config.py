@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from hydra.core.config_store import ConfigStore
-
 from seqrec_cli.config.checks import require, require_choice
 from seqrec_cli.errors import UserError
 
@@ -76,6 +74,8 @@ def validate_serve(cfg: ServeAppConfig) -> None:
 
 
 def register_serving_schemas() -> None:
+    from hydra.core.config_store import ConfigStore  # only to register: the server imports these classes
+
     cs = ConfigStore.instance()
     cs.store(name="export_schema", node=ExportAppConfig)
     cs.store(name="serve_schema", node=ServeAppConfig)

@@ -26,7 +26,8 @@ from test_bundle import bundle_top_for_history
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from seqrec_cli.serving.app import Settings, create_app  # noqa: E402
+from seqrec_cli.serving.app import create_app  # noqa: E402
+from seqrec_cli.serving.config import ServeAppConfig  # noqa: E402
 from seqrec_cli.serving.engine import open_bundle  # noqa: E402
 
 
@@ -87,7 +88,7 @@ def test_a_thousand_bad_requests_are_4xx_json_and_the_next_good_one_is_answered(
     path = bundle(tmp_path_factory, "attention")
     b = open_bundle(path)
     known_item, known_user = b.item_ids[1], next(iter(b.histories.index))
-    app = create_app(b, Settings(max_body_bytes=65_536), sighup=False)
+    app = create_app(b, ServeAppConfig(max_body_bytes=65_536), sighup=False)
     bodies = bad_bodies(random.Random(0), b.n_items, known_item, known_user)
     with TestClient(app, raise_server_exceptions=False) as client:
         for n, (raw, what) in enumerate(bodies):
@@ -107,7 +108,7 @@ def test_a_thousand_bad_requests_are_4xx_json_and_the_next_good_one_is_answered(
 def test_messages_name_the_problem(tmp_path_factory):
     b = open_bundle(bundle(tmp_path_factory, "attention"))
     item = b.item_ids[1]
-    with TestClient(create_app(b, Settings(max_body_bytes=1000), sighup=False)) as client:
+    with TestClient(create_app(b, ServeAppConfig(max_body_bytes=1000), sighup=False)) as client:
 
         def error(body, status):
             r = client.post("/recommend", content=body if isinstance(body, bytes) else json.dumps(body))
