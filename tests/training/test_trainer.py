@@ -211,13 +211,15 @@ def test_debug_overfit_drives_the_training_loss_down(tmp_path):
             "dataset.use_cache=false",
             "trainer.overfit_batches=1",
             "trainer.batch_size=64",
+            # 30 of the preset's 150 epochs already take one fixed batch's loss from ~6.2 to ~0.7.
+            "trainer.max_epochs=30",
             "hydra.run.dir=r",
         ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
     losses = [float(r["train_loss"]) for r in history(tmp_path / "r")]
-    assert losses[-1] < 0.5 * losses[0]
+    assert len(losses) == 30 and losses[-1] < 0.25 * losses[0]
 
 
 def test_help_lists_every_group_states_patience_and_writes_nothing(tmp_path):
