@@ -39,6 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_benchmark import write_section  # noqa: E402  (the one writer of a RESULTS.md section)
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {
     # name: (seqrec-train dataset args, the ratings file inside the shared folder, how to read its times)
@@ -227,7 +230,12 @@ def add_refresh(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "outputs" / "refresh")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="also write the tables into this file, between <!-- quality:refresh --> markers (the rest is kept)",
+    )
 
 
 def run_refresh(args: argparse.Namespace) -> int:
@@ -238,8 +246,8 @@ def run_refresh(args: argparse.Namespace) -> int:
         )
         parts.append(table(name, rows))
         print(parts[-1], "\n", flush=True)
-    if args.markdown:
-        args.markdown.write_text("\n\n".join(parts) + "\n")
+    if args.markdown:  # a section of e.g. docs/RESULTS.md: the rest of the document stays as it is
+        write_section(args.markdown, "refresh", "\n\n".join(parts))
     return 0
 
 

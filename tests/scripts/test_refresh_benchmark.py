@@ -43,3 +43,22 @@ def test_measured_reads_the_record_beside_a_run(tmp_path):
     assert measured(tmp_path) == {}
     (tmp_path / "benchmark_run.json").write_text(json.dumps({"cpu_seconds": 3.0}))
     assert measured(tmp_path) == {"cpu_seconds": 3.0}
+
+
+def test_markdown_replaces_only_its_own_section(tmp_path, monkeypatch):
+    """`--markdown docs/RESULTS.md` must not wipe the rest of the document."""
+    import argparse
+
+    import refresh_benchmark
+
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("# Results\n\nearlier tables\n")
+    monkeypatch.setattr(refresh_benchmark, "run_dataset", lambda *a: [row(1, run(0.10, 100), run(0.10, 30))])
+    args = argparse.Namespace(
+        datasets=["ml-x"], shared_data=tmp_path, runs_dir=tmp_path, steps=1, start=0.6, threads=1, markdown=doc
+    )
+    for _ in range(2):  # a second run replaces the section instead of appending another
+        assert refresh_benchmark.run_refresh(args) == 0
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nearlier tables\n")
+    assert text.count("<!-- quality:refresh -->") == 1 and "ml-x" in text
