@@ -99,3 +99,22 @@ def compare_splits(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
         if differ:
             problems.append(f"{split} targets differ for {len(differ)} users (e.g. user {differ[0]})")
     return problems
+
+
+def runner_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures every peer runner's result.json reports the same way, in `peer.run_ours`'s
+    shape (the epoch, training-set and batch figures differ by peer and are added by its side)."""
+    epochs, passes = len(result["epoch_seconds"]), result["valid_seconds"]
+    return {
+        "epochs_run": epochs,
+        "best_epoch": result["best_epoch"],
+        "s_per_epoch": sum(result["epoch_seconds"]) / max(epochs, 1),
+        "eval_s_per_pass": sum(passes) / max(len(passes), 1),
+        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
+        "test_ndcg@10": result["test"]["ndcg@10"],
+        "test_hr@10": result["test"]["hit@10"],
+        "counts": result["counts"],
+        "n_params": result["n_params"],
+        "threads": result["threads"],
+        "torch": result["torch"],
+    }

@@ -198,23 +198,12 @@ def run_recbole(
 
 def recbole_side(result: dict[str, Any], train_batch_size: int) -> dict[str, Any]:
     """The runner's figures in the same shape as `peer.run_ours` returns."""
-    epochs = len(result["epoch_seconds"])
-    epoch_s = sum(result["epoch_seconds"]) / max(epochs, 1)
-    passes = result["valid_seconds"]
+    from peer_data import runner_figures
+
     return {
-        "epochs_run": epochs,
-        "best_epoch": result["best_epoch"],
-        "s_per_epoch": epoch_s,
+        **runner_figures(result),
         "train_sequences": result["train_samples"],
         "train_targets": result["train_samples"],
-        "eval_s_per_pass": sum(passes) / max(len(passes), 1),
         "eval_users": result["valid_users"],
-        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
-        "test_ndcg@10": result["test"]["ndcg@10"],
-        "test_hr@10": result["test"]["hit@10"],
-        "counts": result["counts"],
-        "n_params": result["n_params"],
-        "threads": result["threads"],
-        "torch": result["torch"],
         "batch": f"{train_batch_size} prefixes",
     }

@@ -183,22 +183,13 @@ def run_rectools(python: Path, spec: dict[str, Any], work: Path) -> dict[str, An
 def rectools_side(result: dict[str, Any]) -> dict[str, Any]:
     """The runner's figures in the shape `peer.run_ours` returns; a training window is one per
     training user with >= 2 events (RecTools' last window), its targets those of the window."""
-    epochs = len(result["epoch_seconds"])
+    from peer_data import runner_figures
+
     return {
-        "epochs_run": epochs,
-        "best_epoch": result["best_epoch"],
-        "s_per_epoch": sum(result["epoch_seconds"]) / max(epochs, 1),
+        **runner_figures(result),
         "train_sequences": result["train_users"],
         "train_targets": result["train_targets"],
-        "eval_s_per_pass": sum(result["valid_seconds"]) / max(len(result["valid_seconds"]), 1),
         "eval_users": len(result["valid_targets"]),
-        "peak_rss_gb": result["peak_rss_kb"] / 2**20,
-        "test_ndcg@10": result["test"]["ndcg@10"],
-        "test_hr@10": result["test"]["hit@10"],
-        "counts": result["counts"],
-        "n_params": result["n_params"],
-        "threads": result["threads"],
-        "torch": result["torch"],
         "batch": "128 sequences",
     }
 
